@@ -1,0 +1,276 @@
+"""Flash crowd: concurrent booking attempts over HTTP against PostgreSQL, next to pgbench.
+
+What it does (one run, one fresh PostgreSQL database):
+
+1. migrates a new database, loads a one-hospital county, registers N residents and a schedule
+   whose slots hold P places in total (default 5,000 attempts for 500 places, i.e. 50 slots of
+   10 places, general pool);
+2. starts ``uvicorn`` with several worker processes on 127.0.0.1 serving the real app;
+3. fires every attempt as its own ``POST /api/v1/appointments`` (bearer token, unique
+   ``Idempotency-Key``, attempt *i* aims at slot *i mod 50* so each slot is oversubscribed
+   tenfold) from an ``httpx`` async client, at most ``--concurrency`` requests in flight (the
+   rest wait in the client queue, like a gateway's connection limit); latency is measured per
+   request from send to answer;
+4. checks in the database that exactly P appointments exist and no slot is oversold;
+5. runs ``pgbench`` on the same database with a single-row update script
+   (``UPDATE bench_slot SET booked = booked + 1 WHERE id = :id``, ids over the same 50 rows)
+   — the ceiling of a one-statement transaction on this server — and reports the ratio.
+
+Prints JSON. ``--small``: 1,000 attempts for 100 places, shorter pgbench.
+
+Run: ``.venv/bin/python benchmarks/bench_booking.py [--small]`` (PostgreSQL at
+``TIERCARE_BENCH_POSTGRES_URL``, default ``postgresql+psycopg://postgres@127.0.0.1:5432/postgres``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import resource
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tiercare.auth.service import SYSTEM, create_user, issue_token  # noqa: E402
+from tiercare.db.engine import create_db_engine, session_factory  # noqa: E402
+from tiercare.db.migrate import upgrade  # noqa: E402
+from tiercare.identity import check_character, identity_digest, mask_identity_number  # noqa: E402
+from tiercare.registry.importing import import_rows  # noqa: E402
+from tiercare.registry.reference import seed_reference_data  # noqa: E402
+from tiercare.residents.models import Resident  # noqa: E402
+from tiercare.scheduling.models import Appointment, Slot  # noqa: E402
+from tiercare.scheduling.service import (  # noqa: E402
+    ScheduleIn,
+    SessionIn,
+    create_schedule,
+    generate_slots,
+)
+
+ADMIN_URL = os.environ.get("TIERCARE_BENCH_POSTGRES_URL",
+                           "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+SECRET = "bench-secret-key"
+SLOTS = 50
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _setup(url: str, *, attempts: int, places: int) -> tuple[str, list[int], list[int]]:
+    """County, residents, schedule and slots; returns (token, resident ids, slot ids)."""
+    engine = create_db_engine(url)
+    upgrade(engine)
+    with session_factory(engine)() as s:
+        seed_reference_data(s)
+        import_rows(s, "divisions", [
+            {"code": "14", "name": "山西省"}, {"code": "1407", "name": "晋中市"},
+            {"code": "140725", "name": "寿阳县"},
+            {"code": "140725100", "name": "朝阳镇", "lon": "113.18", "lat": "37.89"},
+            {"code": "140725100201", "name": "东村", "urban_rural_class": "220",
+             "population": str(attempts), "lon": "113.2", "lat": "37.9"}], actor=SYSTEM)
+        import_rows(s, "facilities", [
+            {"code": "H1", "name": "县人民医院", "type": "county_general_hospital",
+             "division_code": "140725100", "lon": "113.18", "lat": "37.89"}], actor=SYSTEM)
+        user = create_user(s, username="desk", password="bench-pass-1", role="facility_staff",
+                           facility_code="H1")
+        token = issue_token(s, user, hours=2, label="bench")
+        rng = np.random.default_rng(1)
+        rows = []
+        for i in range(attempts):
+            born = date(1940, 1, 1) + timedelta(days=int(rng.integers(0, 365 * 80)))
+            first17 = f"140725{born:%Y%m%d}{i % 1000:03d}"
+            number = first17 + check_character(first17)
+            rows.append(dict(name=f"居民{i}", sex="M" if i % 2 else "F", birth_date=born,
+                             id_masked=mask_identity_number(number),
+                             id_digest=identity_digest(number + str(i), secret=SECRET),
+                             id_number=number, phone="", village_code="140725100201",
+                             active=True, lock_version=0))
+        s.execute(Resident.__table__.insert(), rows)
+        day = date.today() + timedelta(days=1)
+        per_slot = places // SLOTS
+        sched = create_schedule(s, SYSTEM, ScheduleIn(
+            facility_code="H1", department="内科", name="内科普通门诊", slot_minutes=5,
+            capacity_per_slot=per_slot, referral_share=0.0,
+            weekly=[SessionIn(weekday=day.weekday(), start="08:00", end="12:10")],
+            effective_from=day - timedelta(days=10), follows_holidays=False))
+        generate_slots(s, SYSTEM, sched.id, start=day, end=day)
+        s.commit()
+        residents = list(s.scalars(select(Resident.id).order_by(Resident.id)))
+        slots = list(s.scalars(select(Slot.id).order_by(Slot.start)))
+    engine.dispose()
+    assert len(slots) == SLOTS and sum([per_slot] * SLOTS) == places
+    return token, residents, slots
+
+
+async def _crowd(base: str, token: str, residents: list[int], slots: list[int], *,
+                 concurrency: int) -> tuple[list[float], dict[int, int], float]:
+    import httpx
+
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    latencies: list[float] = []
+    codes: dict[int, int] = {}
+    gate = asyncio.Semaphore(concurrency)
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=120.0) as client:
+        async def attempt(i: int) -> None:
+            async with gate:
+                t0 = time.perf_counter()
+                r = await client.post("/api/v1/appointments", headers={
+                    **headers, "Idempotency-Key": f"flash-{i:06d}-{uuid.uuid4().hex[:8]}"},
+                    json={"slot_id": slots[i % len(slots)], "resident_id": residents[i]})
+                latencies.append(time.perf_counter() - t0)
+                codes[r.status_code] = codes.get(r.status_code, 0) + 1
+
+        # warm the workers (connections, imports) with reads that do not book
+        await asyncio.gather(*(client.get("/healthz") for _ in range(concurrency)))
+        t_start = time.perf_counter()
+        await asyncio.gather(*(attempt(i) for i in range(len(residents))))
+        wall = time.perf_counter() - t_start
+    return latencies, codes, wall
+
+
+def _pgbench(url: str, *, seconds: int, clients: int) -> dict[str, float | int | str]:
+    exe = shutil.which("pgbench") or "/usr/lib/postgresql/15/bin/pgbench"
+    u = make_url(url)
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text("CREATE TABLE bench_slot (id int PRIMARY KEY, booked int NOT NULL)"))
+        conn.execute(text(f"INSERT INTO bench_slot SELECT g, 0 FROM generate_series(1, {SLOTS})"
+                          " g"))
+    engine.dispose()
+    with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as script:
+        script.write(f"\\set id random(1, {SLOTS})\n"
+                     "UPDATE bench_slot SET booked = booked + 1 WHERE id = :id;\n")
+    cmd = [exe, "-n", "-f", script.name, "-c", str(clients), "-j", "2", "-T", str(seconds),
+           "-h", u.host or "127.0.0.1", "-p", str(u.port or 5432), "-U", u.username or "postgres",
+           u.database or "postgres"]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True,
+                         env={**os.environ, "PGPASSWORD": u.password or ""})
+    Path(script.name).unlink()
+    tps = float(re.search(r"tps = ([\d.]+)", out.stdout).group(1))
+    latency = re.search(r"latency average = ([\d.]+) ms", out.stdout)
+    return {"tps": tps, "clients": clients, "seconds": seconds,
+            "latency_avg_ms": float(latency.group(1)) if latency else None,
+            "script": "UPDATE bench_slot SET booked = booked + 1 WHERE id = random(1..50)"}
+
+
+def main() -> None:
+    """Run the benchmark and print JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--small", action="store_true", help="1,000 attempts for 100 places")
+    parser.add_argument("--workers", type=int, default=3, help="uvicorn worker processes")
+    parser.add_argument("--concurrency", type=int, default=64,
+                        help="requests in flight at once (client connection limit)")
+    args = parser.parse_args()
+    attempts, places = (1000, 100) if args.small else (5000, 500)
+    name = f"tiercare_bench_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = admin.url.set(database=name).render_as_string(hide_password=False)
+    server = None
+    log = tempfile.NamedTemporaryFile("w+b", suffix=".log", delete=False)
+    try:
+        token, residents, slots = _setup(url, attempts=attempts, places=places)
+        port = _free_port()
+        env = {**os.environ, "TIERCARE_DATABASE_URL": url, "TIERCARE_SECRET_KEY": SECRET,
+               "TIERCARE_ENVIRONMENT": "test"}
+        server = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "tiercare.web.app:create_app", "--factory",
+             "--host", "127.0.0.1", "--port", str(port), "--workers", str(args.workers),
+             "--log-level", "warning", "--no-access-log", "--timeout-keep-alive", "120",
+             "--backlog", "4096"],
+            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log)
+        base = f"http://127.0.0.1:{port}"
+        _wait_ready(base, server)
+        latencies, codes, wall = asyncio.run(_crowd(base, token, residents, slots,
+                                                    concurrency=args.concurrency))
+        engine = create_db_engine(url)
+        with session_factory(engine)() as s:
+            confirmed = s.scalar(select(func.count()).select_from(Appointment)) or 0
+            booked = s.scalar(select(func.sum(Slot.booked))) or 0
+            oversold = s.scalar(select(func.count()).select_from(Slot).where(
+                Slot.booked > Slot.capacity)) or 0
+        engine.dispose()
+        server.terminate()
+        server.wait(timeout=30)
+        server = None
+        pg = _pgbench(url, seconds=5 if args.small else 10, clients=args.concurrency // 2)
+        lat = np.array(latencies)
+        rate = len(latencies) / wall
+        result = {
+            "benchmark": "flash-crowd booking over HTTP (PostgreSQL)",
+            "attempts": attempts, "places": places, "slots": SLOTS,
+            "workers": args.workers, "client_concurrency": args.concurrency,
+            "status_codes": {str(k): v for k, v in sorted(codes.items())},
+            "confirmed_in_db": int(confirmed), "booked_counter_sum": int(booked),
+            "oversold_slots": int(oversold), "exactly_places_confirmed": confirmed == places,
+            "wall_seconds": round(wall, 3), "throughput_req_per_s": round(rate, 1),
+            "latency_ms": {"p50": round(float(np.percentile(lat, 50)) * 1000, 1),
+                           "p90": round(float(np.percentile(lat, 90)) * 1000, 1),
+                           "p99": round(float(np.percentile(lat, 99)) * 1000, 1),
+                           "max": round(float(lat.max()) * 1000, 1)},
+            "peer_pgbench": pg,
+            "ratio_http_to_pgbench": round(rate / float(pg["tps"]), 3),
+            "targets": {"ratio_ge_0_25": rate / float(pg["tps"]) >= 0.25,
+                        "p99_lt_1s": float(np.percentile(lat, 99)) < 1.0},
+            "peak_rss_mb": {
+                "client_process": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+                                        / 1024, 1),
+                "largest_child (uvicorn worker or pgbench)": round(
+                    resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1)},
+            "machine_cpus": os.cpu_count(),
+        }
+        print(json.dumps(result, ensure_ascii=False, indent=2))
+    except BaseException:
+        log.seek(0)
+        sys.stderr.write("server log tail:\n" + log.read().decode(errors="replace")[-3000:])
+        raise
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=30)
+        log.close()
+        Path(log.name).unlink()
+        with admin.connect() as conn:
+            conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                              "WHERE datname = :n"), {"n": name})
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        admin.dispose()
+
+
+def _wait_ready(base: str, server: subprocess.Popen[bytes]) -> None:
+    import httpx
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError("uvicorn exited")
+        try:
+            if httpx.get(base + "/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    raise RuntimeError("uvicorn did not become ready")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,5 @@
+"""``python -m tiercare`` runs the command line."""
+
+from tiercare.cli import app
+
+app()

@@ -1,0 +1,1 @@
+"""Users, roles, org-unit scope and the audit log."""

@@ -1,0 +1,1 @@
+"""Indicators as data, aggregate reporting, analytics and dashboards."""

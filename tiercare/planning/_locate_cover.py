@@ -1,0 +1,446 @@
+"""Coverage engines (LSCP, MCLP, p-center) and the capacitated MIPs.
+
+Coverage models only depend on *which* candidates cover a demand point (cost <= threshold), so
+demand points with identical covering sets are merged into one group whose weight is their sum.
+On realistic instances this shrinks a 100,000-row model by an order of magnitude before HiGHS
+sees it; a demand already covered by a fixed (existing) facility leaves the model entirely.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import scipy.sparse as sp
+
+from tiercare.planning._locate_data import (
+    BoolArray,
+    FloatArray,
+    IntArray,
+    SortedCosts,
+    column_order,
+    gather,
+    group_identical_rows,
+)
+from tiercare.planning._locate_mip import MipOutcome, solve_mip
+
+
+@dataclass(frozen=True)
+class Groups:
+    """Demand points merged by identical covering sets.
+
+    Attributes
+    ----------
+    weight:
+        Total weight of each group.
+    indptr, indices:
+        Covering candidates of each group (CSR).
+    constant:
+        Weight already covered by surely-open candidates (not in any group).
+    uncoverable:
+        Mask of demand points (weight > 0) that no usable candidate covers.
+    """
+
+    weight: FloatArray
+    indptr: IntArray
+    indices: npt.NDArray[np.int32]
+    constant: float
+    uncoverable: BoolArray
+
+    @property
+    def size(self) -> int:
+        """Number of groups."""
+        return int(self.weight.size)
+
+    def entry_group(self) -> IntArray:
+        """Group of each stored entry."""
+        return np.repeat(np.arange(self.size), np.diff(self.indptr))
+
+
+def make_groups(c: SortedCosts, w: FloatArray, *, radius: float, open_: BoolArray,
+                usable: BoolArray) -> Groups:
+    """Group the demand points that open candidates do not already cover within ``radius``."""
+    served = w > 0
+    within = (c.data <= radius) & served[c.rows]
+    covered = np.zeros(c.n, dtype=bool)
+    covered[c.rows[within & open_[c.indices]]] = True
+    ent = within & usable[c.indices] & ~open_[c.indices] & ~covered[c.rows]
+    counts = np.bincount(c.rows[ent], minlength=c.n)
+    uncoverable = served & ~covered & (counts == 0)
+    rows_in = np.flatnonzero(counts > 0)
+    indptr = np.zeros(rows_in.size + 1, dtype=np.int64)
+    np.cumsum(counts[rows_in], out=indptr[1:])
+    indices = c.indices[ent]
+    return _merge(indptr, indices, w[rows_in], m=c.m,
+                  constant=float(w[covered].sum()), uncoverable=uncoverable)
+
+
+def _merge(indptr: IntArray, indices: npt.NDArray[np.int32], weight: FloatArray, *, m: int,
+           constant: float, uncoverable: BoolArray) -> Groups:
+    if weight.size == 0:
+        return Groups(weight=weight, indptr=indptr, indices=indices, constant=constant,
+                      uncoverable=uncoverable)
+    group, first = group_identical_rows(indptr, indices, m)
+    gw = np.bincount(group, weights=weight, minlength=first.size)
+    pos = gather(indptr, first)
+    gptr = np.zeros(first.size + 1, dtype=np.int64)
+    np.cumsum(indptr[first + 1] - indptr[first], out=gptr[1:])
+    return Groups(weight=gw, indptr=gptr, indices=indices[pos], constant=constant,
+                  uncoverable=uncoverable)
+
+
+def restrict(g: Groups, *, open_: BoolArray, closed: BoolArray, m: int) -> Groups:
+    """Remove closed candidates, take groups covered by ``open_`` out, and merge again."""
+    eg = g.entry_group()
+    hit = np.zeros(g.size, dtype=bool)
+    hit[eg[open_[g.indices]]] = True
+    keep = ~closed[g.indices] & ~open_[g.indices] & ~hit[eg]
+    counts = np.bincount(eg[keep], minlength=g.size)
+    alive = counts > 0
+    indptr = np.zeros(int(alive.sum()) + 1, dtype=np.int64)
+    np.cumsum(counts[alive], out=indptr[1:])
+    return _merge(indptr, g.indices[keep], g.weight[alive], m=m,
+                  constant=g.constant + float(g.weight[hit].sum()), uncoverable=g.uncoverable)
+
+
+def _columns(g: Groups, m: int) -> tuple[IntArray, IntArray, IntArray]:
+    order, colptr = column_order(g.indptr, g.indices, m)
+    return order, colptr, g.entry_group()
+
+
+def greedy_cover(g: Groups, *, m: int, free: BoolArray, count: int | None,
+                 site_cost: FloatArray | None, budget: float | None,
+                 weighted: bool = True) -> BoolArray:
+    """Greedy maximal coverage (or set cover when ``count`` is ``None`` and no budget).
+
+    Each step opens the free candidate covering the most uncovered weight (per unit cost when a
+    budget applies); gains are updated incrementally, so a full run reads every entry twice.
+    """
+    order, colptr, eg = _columns(g, m)
+    gw = g.weight if weighted else np.ones(g.size)
+    gain = np.bincount(g.indices, weights=gw[eg], minlength=m)
+    gain[~free] = -1.0
+    covered = np.zeros(g.size, dtype=bool)
+    chosen = np.zeros(m, dtype=bool)
+    spent = 0.0
+    while count is None or int(chosen.sum()) < count:
+        if site_cost is not None and budget is not None:
+            affordable = free & ~chosen & (site_cost <= budget - spent + 1e-9)
+            score = np.where(affordable, gain / np.maximum(site_cost, 1e-12), -1.0)
+        else:
+            score = np.where(~chosen, gain, -1.0)
+        j = int(np.argmax(score))
+        if score[j] <= 0 or gain[j] <= 0:
+            break
+        chosen[j] = True
+        if site_cost is not None:
+            spent += float(site_cost[j])
+        new = eg[order[colptr[j]:colptr[j + 1]]]
+        new = new[~covered[new]]
+        covered[new] = True
+        pos = gather(g.indptr, new)
+        gain -= np.bincount(g.indices[pos], weights=gw[eg[pos]], minlength=m)
+        if count is None and covered.all():
+            break
+    return chosen
+
+
+def _counts(g: Groups, chosen: BoolArray, order: IntArray, colptr: IntArray,
+            eg: IntArray) -> IntArray:
+    """Number of chosen candidates covering each group (reads only the chosen columns)."""
+    entries = order[gather(colptr, np.flatnonzero(chosen))]
+    return np.bincount(eg[entries], minlength=g.size)
+
+
+def swap_cover(g: Groups, chosen: BoolArray, *, m: int, free: BoolArray,
+               site_cost: FloatArray | None, budget: float | None,
+               deadline: float) -> BoolArray:
+    """Best-improvement swaps (one in, one out) for maximal coverage until none improves.
+
+    Only groups covered at most once matter for a single swap: ``gain(j)`` sums the uncovered
+    weight ``j`` covers, ``loss(r)`` the weight covered by ``r`` alone, and ``extra(j, r)`` the
+    part of ``loss(r)`` that ``j`` would keep covered.
+    """
+    order, colptr, eg = _columns(g, m)
+    chosen = chosen.copy()
+    while time.perf_counter() < deadline:
+        removable = np.flatnonzero(chosen)
+        insertable = free & ~chosen
+        if removable.size == 0 or not insertable.any():
+            break
+        cnt = _counts(g, chosen, order, colptr, eg)
+        low = np.flatnonzero(cnt <= 1)
+        pos = gather(g.indptr, low)
+        grp = np.repeat(low, np.diff(g.indptr)[low])
+        idx = g.indices[pos]
+        on = chosen[idx]
+        zero = cnt[grp] == 0
+        gain = np.bincount(idx[zero], weights=g.weight[grp[zero]], minlength=m)
+        slot = np.full(m, -1, dtype=np.int64)
+        slot[removable] = np.arange(removable.size)
+        only = np.full(g.size, -1, dtype=np.int64)
+        only[grp[on]] = idx[on]
+        k = removable.size
+        has = only >= 0
+        loss = np.bincount(slot[only[has]], weights=g.weight[has], minlength=k)
+        sel = ~zero & ~on
+        extra = np.bincount(idx[sel].astype(np.int64) * k + slot[only[grp[sel]]],
+                            weights=g.weight[grp[sel]], minlength=m * k).reshape(m, k)
+        profit = gain[:, None] - loss[None, :] + extra
+        profit[~insertable, :] = -np.inf
+        if site_cost is not None and budget is not None:
+            spent = float(site_cost[chosen].sum())
+            over = spent + site_cost[:, None] - site_cost[removable][None, :] > budget + 1e-9
+            profit[over] = -np.inf
+        flat = int(np.argmax(profit))
+        j, r = divmod(flat, k)
+        if not profit[j, r] > 1e-9 * max(float(g.weight.sum()), 1.0):
+            break
+        chosen[j] = True
+        chosen[removable[r]] = False
+    return chosen
+
+
+def covered_weight(g: Groups, chosen: BoolArray) -> float:
+    """Weight covered by ``chosen`` (plus the constant part)."""
+    hit = np.zeros(g.size, dtype=bool)
+    hit[g.entry_group()[chosen[g.indices]]] = True
+    return g.constant + float(g.weight[hit].sum())
+
+
+@dataclass
+class _Dual:
+    bound: float
+    sigma: FloatArray
+    incumbent: BoolArray
+    lower: float
+
+
+def lagrangian_mclp(g: Groups, *, m: int, free: BoolArray, k: int, incumbent: BoolArray,
+                    deadline: float, target_gap: float, max_iter: int = 3000) -> _Dual:
+    """Lagrangian upper bound of MCLP (coverage constraints relaxed, multipliers in [0, w]).
+
+    ``L(lam) = const + sum_g (W_g - lam_g) + max_{|S| = k} sum_{j in S} sigma_j`` with
+    ``sigma_j = sum_{g covered by j} lam_g``; minimised by deflected, projected subgradient
+    steps. Groups covered at least twice by the incumbent keep ``lam = 0`` (any multipliers
+    give a valid bound), and groups whose multiplier is 0 add nothing to ``sigma``, so each
+    step reads only the groups with a positive multiplier and the chosen columns. Each time
+    the step is halved, the Lagrangian site set is polished by :func:`swap_cover` to improve
+    the incumbent.
+    """
+    order, colptr, eg = _columns(g, m)
+    deg = np.diff(g.indptr)
+    # groups the incumbent covers twice or more are released for good (lam = 0: their
+    # coverage constraint is dropped, a relaxation); the others start by sharing their weight
+    # among the sites covering them
+    released = _counts(g, incumbent, order, colptr, eg) >= 2
+    lam = np.where(released, 0.0, g.weight / np.maximum(deg, 1))
+    cand = np.flatnonzero(free)
+    best = _Dual(bound=math.inf, sigma=np.zeros(m), incumbent=incumbent,
+                 lower=covered_weight(g, incumbent))
+    top_best = cand[:0]
+    tried: set[bytes] = set()
+    theta, stall = 1.0, 0
+    direction = np.zeros(g.size)
+    checkpoint = math.inf
+    for it in range(max_iter):
+        if it % 100 == 99:
+            if checkpoint - best.bound <= 1e-6 * abs(best.lower):
+                break
+            checkpoint = best.bound
+        act = np.flatnonzero(lam > 0)
+        pos = gather(g.indptr, act)
+        sigma = np.bincount(g.indices[pos], weights=np.repeat(lam[act], deg[act]), minlength=m)
+        top = cand[np.argpartition(-sigma[cand], k - 1)[:k]] if k < cand.size else cand
+        bound = g.constant + float((g.weight - lam).sum() + sigma[top].sum())
+        if bound < best.bound - 1e-12 * abs(bound):
+            best.bound, best.sigma, top_best = bound, sigma, top
+            stall = 0
+        else:
+            stall += 1
+            if stall >= 20:
+                theta /= 2.0
+                stall = 0
+                start = np.zeros(m, dtype=bool)
+                start[top_best] = True
+                if start.tobytes() not in tried:
+                    tried.add(start.tobytes())
+                    now = time.perf_counter()
+                    alt = swap_cover(g, start, m=m, free=free, site_cost=None, budget=None,
+                                     deadline=now + 0.15 * max(deadline - now, 0.0))
+                    value = covered_weight(g, alt)
+                    if value > best.lower:
+                        best.incumbent, best.lower = alt, value
+        if best.bound - best.lower <= target_gap * max(abs(best.lower), 1e-12) or theta < 1e-4:
+            break
+        if time.perf_counter() > deadline:
+            break
+        chosen = np.zeros(m, dtype=bool)
+        chosen[top] = True
+        grad = _counts(g, chosen, order, colptr, eg) - 1.0
+        grad[released] = 0.0
+        # projected direction: ignore components pushing against a bound
+        grad[(lam <= 0) & (grad > 0)] = 0.0
+        grad[(lam >= g.weight) & (grad < 0)] = 0.0
+        if not grad.any():
+            break
+        direction = grad + 0.5 * direction
+        norm = float(np.dot(direction, direction))
+        step = theta * max(bound - best.lower, 1e-9 * abs(bound)) / norm
+        lam = np.clip(lam - step * direction, 0.0, g.weight)
+    return best
+
+
+def fix_by_dual(dual: _Dual, *, free: BoolArray, k: int, lower: float,
+                ) -> tuple[BoolArray, BoolArray]:
+    """Free candidates provably open / closed in every solution better than ``lower``."""
+    m = free.size
+    must_open = np.zeros(m, dtype=bool)
+    must_close = np.zeros(m, dtype=bool)
+    cand = np.flatnonzero(free)
+    if k <= 0 or cand.size <= k:
+        return must_open, must_close
+    s = dual.sigma[cand]
+    order = np.argsort(-s, kind="stable")
+    kth, nxt = s[order[k - 1]], s[order[k]]
+    ranked = np.zeros(cand.size, dtype=bool)
+    ranked[order[:k]] = True
+    tol = 1e-9 * max(abs(lower), 1.0)
+    must_close[cand[~ranked & (dual.bound - (kth - s) <= lower + tol)]] = True
+    must_open[cand[ranked & (dual.bound - (s - nxt) <= lower + tol)]] = True
+    return must_open, must_close
+
+
+def cover_mip(g: Groups, *, m: int, free: BoolArray, objective: str, count: int | None,
+              site_cost: FloatArray | None, budget: float | None, time_limit: float,
+              gap: float, seed: int, start: BoolArray | None,
+              stop_at_first: bool = False) -> tuple[BoolArray | None, MipOutcome]:
+    """Exact model on groups.
+
+    ``objective="max"`` (MCLP): ``max sum W_g z_g`` s.t. ``z_g <= sum_{j in N_g} y_j``,
+    ``0 <= z <= 1``; ``objective="min"`` (set cover): ``min sum y`` s.t.
+    ``sum_{j in N_g} y_j >= 1``. Both with ``sum y <= count`` and ``sum cost_j y_j <= budget``
+    when given. Returns the chosen candidates (global mask) and HiGHS's outcome.
+    """
+    free_idx = np.flatnonzero(free)
+    ycol = np.full(m, -1, dtype=np.int64)
+    ycol[free_idx] = np.arange(free_idx.size)
+    n_y = free_idx.size
+    eg = g.entry_group()
+    ok = ycol[g.indices] >= 0
+    gmax = objective == "max"
+    n_z = g.size if gmax else 0
+    rows = [eg[ok]]
+    cols = [ycol[g.indices[ok]]]
+    vals = [np.full(int(ok.sum()), -1.0 if gmax else 1.0)]
+    if gmax:
+        rows.append(np.arange(g.size))
+        cols.append(n_y + np.arange(g.size))
+        vals.append(np.ones(g.size))
+        lo = [np.full(g.size, -np.inf)]
+        hi = [np.zeros(g.size)]
+    else:
+        lo = [np.ones(g.size)]
+        hi = [np.full(g.size, np.inf)]
+    nrow = g.size
+    for coef, limit in ((np.ones(n_y), count),
+                        (site_cost[free_idx] if site_cost is not None else None, budget)):
+        if limit is None or coef is None:
+            continue
+        rows.append(np.full(n_y, nrow))
+        cols.append(np.arange(n_y))
+        vals.append(coef)
+        lo.append(np.array([-np.inf]))
+        hi.append(np.array([float(limit)]))
+        nrow += 1
+    n_col = n_y + n_z
+    matrix = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                           shape=(nrow, n_col))
+    cost = np.concatenate([np.zeros(n_y), g.weight]) if gmax else np.ones(n_y)
+    if stop_at_first:
+        cost = np.zeros(n_col)
+    integer = np.zeros(n_col, dtype=bool)
+    integer[:n_y] = True
+    x0 = None
+    if start is not None:
+        x0 = np.zeros(n_col)
+        x0[:n_y] = start[free_idx]
+        if gmax:
+            hit = np.zeros(g.size)
+            hit[eg[start[g.indices]]] = 1.0
+            x0[n_y:] = hit
+    out = solve_mip(cost=cost, matrix=matrix, row_lower=np.concatenate(lo),
+                    row_upper=np.concatenate(hi), col_lower=np.zeros(n_col),
+                    col_upper=np.ones(n_col), integer=integer, maximize=gmax,
+                    time_limit=time_limit, gap=gap, seed=seed, start=x0,
+                    offset=g.constant if gmax else 0.0, stop_at_first=stop_at_first)
+    if out.x is None:
+        return None, out
+    chosen = np.zeros(m, dtype=bool)
+    chosen[free_idx[out.x[:n_y] > 0.5]] = True
+    return chosen, out
+
+
+def capacitated_mip(c: SortedCosts, w: FloatArray, *, model: str, radius: float,
+                    capacities: FloatArray, fixed: BoolArray, allowed: BoolArray,
+                    count: int | None, site_cost: FloatArray | None, budget: float | None,
+                    time_limit: float, gap: float, seed: int,
+                    ) -> tuple[BoolArray | None, IntArray, MipOutcome]:
+    """Capacitated single-source model solved exactly with HiGHS.
+
+    Binary ``x_ij`` assigns all of demand ``i`` to candidate ``j`` (reachable within
+    ``radius``), ``x_ij <= y_j`` and ``sum_i w_i x_ij <= Q_j y_j``. ``model`` chooses the rest:
+    ``"lscp"`` — every demand assigned, ``min sum y``; ``"mclp"`` — ``sum_j x_ij <= 1``,
+    ``max sum w_i x_ij``; ``"pmedian"`` — every demand assigned, ``min sum w_i c_ij x_ij``.
+    Returns the open mask, the assigned candidate per demand (-1 if none) and the outcome.
+    """
+    served = w > 0
+    ent = np.flatnonzero((c.data <= radius) & served[c.rows] & allowed[c.indices])
+    dem = np.flatnonzero(served)
+    drow = np.full(c.n, -1, dtype=np.int64)
+    drow[dem] = np.arange(dem.size)
+    m, n_x, nd = c.m, ent.size, dem.size
+    er, ej = c.rows[ent], c.indices[ent].astype(np.int64)
+    xc = m + np.arange(n_x)
+    rows = [drow[er], nd + np.arange(n_x), nd + np.arange(n_x),
+            nd + n_x + ej, nd + n_x + np.arange(m)]
+    cols = [xc, xc, ej, xc, np.arange(m)]
+    vals = [np.ones(n_x), np.ones(n_x), -np.ones(n_x), w[er], -capacities]
+    assign_lo = 0.0 if model == "mclp" else 1.0
+    lo = [np.full(nd, assign_lo), np.full(n_x, -np.inf), np.full(m, -np.inf)]
+    hi = [np.ones(nd), np.zeros(n_x), np.zeros(m)]
+    nrow = nd + n_x + m
+    for coef, limit, equal in ((np.ones(m), count, model == "pmedian"),
+                               (np.where(fixed, 0.0, site_cost) if site_cost is not None
+                                else None, budget, False)):
+        if limit is None or coef is None:
+            continue
+        rows.append(np.full(m, nrow))
+        cols.append(np.arange(m))
+        vals.append(coef)
+        lo.append(np.array([float(limit) if equal else -np.inf]))
+        hi.append(np.array([float(limit)]))
+        nrow += 1
+    matrix = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                           shape=(nrow, m + n_x))
+    if model == "lscp":
+        cost = np.concatenate([np.ones(m), np.zeros(n_x)])
+    elif model == "mclp":
+        cost = np.concatenate([np.zeros(m), w[er]])
+    else:
+        cost = np.concatenate([np.zeros(m), w[er] * c.data[ent]])
+    col_lo = np.concatenate([fixed.astype(np.float64), np.zeros(n_x)])
+    col_hi = np.concatenate([allowed.astype(np.float64), np.ones(n_x)])
+    out = solve_mip(cost=cost, matrix=matrix, row_lower=np.concatenate(lo),
+                    row_upper=np.concatenate(hi), col_lower=col_lo, col_upper=col_hi,
+                    integer=np.ones(m + n_x, dtype=bool), maximize=model == "mclp",
+                    time_limit=time_limit, gap=gap, seed=seed)
+    assigned = np.full(c.n, -1, dtype=np.int64)
+    if out.x is None:
+        return None, assigned, out
+    on = out.x[m:] > 0.5
+    assigned[er[on]] = ej[on]
+    return out.x[:m] > 0.5, assigned, out

@@ -1,0 +1,1 @@
+"""Two-way referral between the members of a medical group: state machine, inboxes, indicators."""

@@ -1,0 +1,1 @@
+"""The resident (patient) index: identity, family-doctor contract, duplicates and merges."""

@@ -1,0 +1,1 @@
+"""Schedules, holidays, minute-precise slots with reserved referral quotas, and appointments."""

@@ -1,0 +1,1 @@
+"""The web app: FastAPI application factory, API routers and server-rendered pages."""

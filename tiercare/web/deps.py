@@ -1,0 +1,96 @@
+"""FastAPI dependencies: database session, current actor (bearer token or session cookie)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from sqlalchemy.orm import Session
+
+from tiercare.auth.models import User
+from tiercare.auth.service import Actor, actor_for, user_for_token
+from tiercare.config import Settings
+from tiercare.errors import NotFoundError
+
+SESSION_COOKIE = "tiercare_session"
+_bearer = HTTPBearer(auto_error=False, description="Token from POST /api/v1/auth/token")
+
+
+def get_settings_dep(request: Request) -> Settings:
+    """The app's settings."""
+    return request.app.state.settings
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """A session per request: committed when the handler succeeds, rolled back otherwise."""
+    session = request.app.state.sessions()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+# scope="function": commit before the response is sent, so a client never sees a success
+# whose transaction then fails, and a redirect-after-POST always reads the committed state.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+
+
+def cookie_serializer(settings: Settings) -> URLSafeTimedSerializer:
+    """Signs and checks the session cookie."""
+    return URLSafeTimedSerializer(settings.secret_key, salt="tiercare-session")
+
+
+def user_from_cookie(request: Request, session: Session) -> User | None:
+    """The logged-in user of a page request, or None."""
+    raw = request.cookies.get(SESSION_COOKIE)
+    if not raw:
+        return None
+    settings: Settings = request.app.state.settings
+    try:
+        data = cookie_serializer(settings).loads(raw, max_age=settings.session_hours * 3600)
+    except (BadSignature, SignatureExpired):
+        return None
+    user = session.get(User, data.get("uid"))
+    return user if user is not None and user.active else None
+
+
+def get_actor(
+    request: Request,
+    session: SessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Actor:
+    """The caller: a bearer token (API) or the session cookie (pages calling the API)."""
+    user: User | None = None
+    if credentials is not None:
+        try:
+            user = user_for_token(session, credentials.credentials)
+        except NotFoundError as exc:
+            raise HTTPException(status.HTTP_401_UNAUTHORIZED, f"invalid token: {exc}",
+                                headers={"WWW-Authenticate": "Bearer"}) from exc
+    else:
+        user = user_from_cookie(request, session)
+    if user is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "not authenticated",
+                            headers={"WWW-Authenticate": "Bearer"})
+    return actor_for(session, user)
+
+
+ActorDep = Annotated[Actor, Depends(get_actor)]
+
+
+def require_editor(actor: ActorDep) -> Actor:
+    """Only roles that may change the registry."""
+    if not actor.can_edit_registry:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"role '{actor.role}' may not change this")
+    return actor
+
+
+EditorDep = Annotated[Actor, Depends(require_editor)]
