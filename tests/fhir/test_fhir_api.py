@@ -64,7 +64,9 @@ def test_metadata_and_reads(fhir):
     assert cap.fhirVersion == "4.3.0"
     types = {r.type for r in cap.rest[0].resource}
     assert types == {"Patient", "Practitioner", "Organization", "Location", "HealthcareService",
-                     "Schedule", "Slot", "Appointment", "ServiceRequest", "Task"}
+                     "Schedule", "Slot", "Appointment", "ServiceRequest", "Task",
+                     "Immunization", "ImmunizationRecommendation", "Observation",
+                     "RiskAssessment", "EpisodeOfCare"}
     doc, planner = tok["doc"], tok["planner"]
     patient = client.get(f"/fhir/Patient/{ids[0]}", headers=doc).json()
     assert patient["resourceType"] == "Patient" and "*" not in patient["identifier"][0]["value"]

@@ -1,6 +1,5 @@
 """The module's pages through the HTTP client: vaccinator records a dose, manager, planner map,
-work list slips, and a family looking up and booking (SQLite only: the page layer adds no SQL of
-its own beyond the services tested on both databases).
+work list slips, and a family looking up and booking, on both databases.
 """
 
 from __future__ import annotations
@@ -27,8 +26,6 @@ from tiercare.web.app import create_app
 
 @pytest.fixture
 def client(db_url, engine, session):
-    if not db_url.startswith("sqlite"):
-        pytest.skip("page flow checked on SQLite; services run on both databases")
     ids = setup(session, children=6)
     create_user(session, username="nurse", password="nurse-pass-1", role="facility_staff",
                 facility_code="T1")
