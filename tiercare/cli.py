@@ -24,6 +24,7 @@ from tiercare.clisupport import (  # noqa: E402
     console,
     database_url,
     input_errors_exit_2,
+    load_settings,
 )
 
 
@@ -32,12 +33,10 @@ def config_command() -> None:
     """Print the effective settings (secrets masked)."""
     from rich.table import Table
 
-    from tiercare.config import get_settings
-
     table = Table(title="TierCare settings")
-    table.add_column("variable")
-    table.add_column("value")
-    for name, value in get_settings().public_items().items():
+    table.add_column("variable", no_wrap=True)
+    table.add_column("value", overflow="fold")
+    for name, value in load_settings().public_items().items():
         table.add_row(name, value)
     console.print(table)
 
@@ -55,11 +54,12 @@ def db_upgrade(db: DbOption = None) -> None:
     from tiercare.registry.reference import seed_reference_data
 
     url = database_url(db)
-    engine = engine_for(url)
-    upgrade(engine)
-    with transaction(url) as session:
-        seed_reference_data(session)
-        seed_catalogue(session)
+    with input_errors_exit_2():
+        engine = engine_for(url)
+        upgrade(engine)
+        with transaction(url) as session:
+            seed_reference_data(session)
+            seed_catalogue(session)
     console.print(f"database at revision {', '.join(current_revisions(engine))}: "
                   f"{engine.url.render_as_string(hide_password=True)}")
 
@@ -100,10 +100,9 @@ def serve(
     """Run the web app and the API (open http://HOST:PORT/)."""
     import uvicorn
 
-    from tiercare.config import Settings, get_settings
     from tiercare.web.app import create_app
 
-    settings = Settings(database_url=db) if db else get_settings()
+    settings = load_settings(db)
     console.print(f"TierCare on http://{host}:{port}/  (API docs: /docs)")
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
 

@@ -38,7 +38,7 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _normalise_postgres(cls, value: str) -> str:
-        """Use the psycopg 3 driver for plain ``postgresql://`` URLs."""
+        """Accept SQLite and PostgreSQL URLs; use psycopg 3 for plain ``postgresql://``."""
         from sqlalchemy.engine import make_url
         from sqlalchemy.exc import ArgumentError
 
@@ -47,11 +47,14 @@ class Settings(BaseSettings):
         elif value.startswith("postgres://"):
             value = "postgresql+psycopg://" + value[len("postgres://"):]
         try:
-            make_url(value)
+            backend = make_url(value).get_backend_name()
         except ArgumentError as exc:
             raise ValueError(
                 f"'{value}' is not a database URL (e.g. sqlite:///var/tiercare.db or "
                 "postgresql://user@host:5432/dbname)") from exc
+        if backend not in {"sqlite", "postgresql"}:
+            raise ValueError(f"unsupported database '{backend}': TierCare runs on SQLite "
+                             "(sqlite:///path.db) or PostgreSQL (postgresql://user@host/dbname)")
         return value
 
     @model_validator(mode="after")

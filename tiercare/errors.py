@@ -6,7 +6,9 @@ field/row, so that the CLI can exit with code 2 and the API can answer 422 with 
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,26 @@ class Problem:
             where.append(f"field '{self.field}'")
         prefix = ", ".join(where)
         return f"{prefix}: {self.reason}" if prefix else self.reason
+
+
+def problems_from_validation(errors: Iterable[Mapping[str, Any]]) -> list[Problem]:
+    """Turn Pydantic/FastAPI validation errors (``loc``, ``msg``, ``type``) into problems.
+
+    An integer in the location is taken as the 1-based row of a list body (``[2, "name"]`` is
+    row 3, field ``name``); the transport part of the location (``body``, ``query``, ``path``,
+    ``form``) is kept as the field prefix only when nothing else names the field.
+    """
+    problems = []
+    for error in errors:
+        loc = [part for part in error.get("loc", ()) if part != "__root__"]
+        row = next((part + 1 for part in loc if isinstance(part, int)), None)
+        names = [str(part) for part in loc if not isinstance(part, int)]
+        if len(names) > 1 and names[0] in {"body", "query", "path", "form", "header", "cookie"}:
+            names = names[1:]
+        problems.append(Problem(
+            reason=str(error.get("msg", "invalid value")).removeprefix("Value error, "),
+            field=".".join(names) or None, row=row, code=str(error.get("type", "invalid"))))
+    return problems
 
 
 class TierCareError(Exception):

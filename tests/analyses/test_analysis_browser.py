@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from planning_county import PASSWORD, prepare
 
 from tiercare.auth.service import SYSTEM
 from tiercare.config import Settings
@@ -26,7 +27,6 @@ from tiercare.db.migrate import upgrade
 from tiercare.registry.importing import import_rows
 from tiercare.registry.reference import seed_reference_data
 from tiercare.web.app import create_app
-from planning_county import PASSWORD, prepare
 
 pytestmark = pytest.mark.browser
 

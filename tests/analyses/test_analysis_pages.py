@@ -15,6 +15,7 @@ from urllib.parse import quote, unquote
 
 import pytest
 from fastapi.testclient import TestClient
+from planning_county import PASSWORD, prepare
 from sqlalchemy import select
 
 from tiercare.analyses.models import AnalysisRun
@@ -23,8 +24,6 @@ from tiercare.config import Settings
 from tiercare.registry.importing import import_rows
 from tiercare.scenarios.models import Scenario
 from tiercare.web.app import create_app
-from planning_county import PASSWORD, prepare
-
 
 NAME_T2 = "乙乡卫生院"
 

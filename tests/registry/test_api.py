@@ -89,6 +89,11 @@ def test_bad_input_names_field(client):
     assert bad.json()["detail"][0]["field"] == "type"
     missing = client.post("/api/v1/facilities", headers=admin, json={"code": "X"})
     assert missing.status_code == 422
+    fields = {p["field"]: p for p in missing.json()["detail"]}
+    assert {"name", "type", "division_code"} <= set(fields)
+    assert fields["name"]["reason"] and fields["name"]["code"] == "missing"
+    paging = client.get("/api/v1/facilities", headers=admin, params={"limit": "many"})
+    assert paging.status_code == 422 and paging.json()["detail"][0]["field"] == "limit"
     doctor = _token(client, "doctor", "doctor-pass")
     assert client.post("/api/v1/facilities", headers=doctor, json={
         "code": "Y", "name": "y", "type": "village_clinic",

@@ -2,10 +2,10 @@ import copy
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from openpyxl import Workbook
+from registry_helpers import COUNTY_SQUARE, DIVISIONS, FACILITIES, load_small_county
 from sqlalchemy import func, select
 
 from tiercare.auth.models import AuditEntry
@@ -15,8 +15,6 @@ from tiercare.errors import InputError
 from tiercare.registry.exporting import export_file, write_template
 from tiercare.registry.importing import import_boundaries, import_file, import_rows
 from tiercare.registry.models import Division, Facility, FacilityResource, StaffMember
-
-from registry_helpers import COUNTY_SQUARE, DIVISIONS, FACILITIES, load_small_county
 
 
 def _counts(session):

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from openpyxl import Workbook
+from registry_helpers import COUNTY_SQUARE
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
@@ -28,8 +29,6 @@ from tiercare.registry.importing import import_boundaries, import_file, import_r
 from tiercare.registry.models import Division, Facility
 from tiercare.registry.reports import supply
 from tiercare.registry.tables import read_table_bytes
-
-from registry_helpers import COUNTY_SQUARE
 
 BRANCH = {"code": "B1", "name": "甲镇卫生院分院", "type": "township_health_centre_branch",
           "division_code": "140725100202", "lon": "113.05", "lat": "37.85", "parent_code": "T1"}
@@ -220,16 +219,25 @@ def test_swapped_and_misplaced_boundaries_are_refused(small_county):
     assert "swapped" in caught.value.problems[0].reason
 
 
-def test_division_geojson_export_points_are_explained(small_county, tmp_path):
+def test_division_geojson_export_reimports_as_no_op(small_county, tmp_path):
     session = small_county
     _county_boundary(session)
     path = tmp_path / "divisions.geojson"
-    export_file(session, SYSTEM, "divisions", path)
-    with pytest.raises(InputError) as caught:
-        import_file(session, "boundaries", path, actor=SYSTEM)
-    reasons = {p.reason for p in caught.value.problems}
-    assert all("not a Point" in r and "leave those features out" in r for r in reasons)
-    assert {p.field for p in caught.value.problems} == {"geometry"}
+    written = export_file(session, SYSTEM, "divisions", path)
+    again = import_file(session, "boundaries", path, actor=SYSTEM)
+    assert (again.rows, again.unchanged, again.updated) == (written, written, 0)
+    collection = json.loads(path.read_text(encoding="utf-8"))
+    point = next(f for f in collection["features"] if f["geometry"]["type"] == "Point")
+    code = point["properties"]["code"]
+    lon, lat = point["geometry"]["coordinates"]
+    point["geometry"]["coordinates"] = [round(lon + 0.001, 6), lat]
+    moved = import_boundaries(session, _feature_collection([point]), "moved.geojson",
+                              actor=SYSTEM)
+    assert moved.updated == 1
+    division = session.scalar(select(Division).where(Division.code == code))
+    assert division.lon == round(lon + 0.001, 6) and division.lat == lat
+    entry = session.scalars(select(AuditEntry).where(AuditEntry.entity == "division_point")).one()
+    assert entry.before["lon"] == lon and entry.after["lon"] == round(lon + 0.001, 6)
 
 
 def test_empty_and_broken_geojson_name_the_file(session):

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
+from web_county import PASSWORD, TOWNSHIP_NAMES, load
 
 from tiercare.config import Settings
 from tiercare.db.engine import create_db_engine, session_factory
@@ -26,7 +27,6 @@ from tiercare.db.migrate import upgrade
 from tiercare.registry.models import Facility
 from tiercare.registry.reference import seed_reference_data
 from tiercare.web.app import create_app
-from web_county import COUNTY_DATA, PASSWORD, TOWNSHIP_NAMES, load
 
 pytestmark = pytest.mark.browser
 

@@ -9,13 +9,13 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
+from web_county import COUNTY_DATA, PASSWORD, load
 
 from tiercare.auth.models import AuditEntry
 from tiercare.config import Settings
 from tiercare.db.engine import session_factory
 from tiercare.registry.models import Facility
 from tiercare.web.app import create_app
-from web_county import COUNTY_DATA, PASSWORD, load
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
+from web_county import COUNTY_DATA, PASSWORD, TOWNSHIP_NAMES, load
 
 from tiercare.auth.models import User
 from tiercare.config import Settings
@@ -30,7 +31,6 @@ from tiercare.registry.reference import (
 )
 from tiercare.web.app import create_app
 from tiercare.web.i18n import LANGUAGES, catalogue
-from web_county import COUNTY_DATA, PASSWORD, TOWNSHIP_NAMES, load
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "tiercare" / "web" / "templates"
 FACILITIES = COUNTY_DATA["facilities"]

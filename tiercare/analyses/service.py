@@ -20,6 +20,7 @@ from shapely.prepared import prep
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from tiercare.analyses.models import AnalysisRun
 from tiercare.auth.service import Actor, audit
 from tiercare.db.base import utcnow
 from tiercare.errors import ConflictError, InputError, NotFoundError, Problem
@@ -34,7 +35,6 @@ from tiercare.registry.accessibility import (
 )
 from tiercare.registry.codes import normalise_code, prefix_of
 from tiercare.registry.models import Division, Facility
-from tiercare.analyses.models import AnalysisRun
 from tiercare.scenarios.models import RoadNetwork, Scenario
 from tiercare.scenarios.service import network_from_layer
 

@@ -166,9 +166,9 @@ def _run_access(session: Session, roads_path: Path, out: Path) -> dict[str, Any]
 
 def _run_scenarios(session: Session, roads_path: Path, out: Path) -> dict[str, Any]:
     """Store the roads, optimise county sub-centres, and compare two scenarios."""
+    from tiercare.errors import NotFoundError
     from tiercare.scenarios.optimise import optimise_upgrades, scenario_from_optimisation
     from tiercare.scenarios.report import write_comparison
-    from tiercare.errors import NotFoundError
     from tiercare.scenarios.service import (
         create_scenario,
         delete_scenario,

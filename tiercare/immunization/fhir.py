@@ -22,7 +22,7 @@ from fhir.resources.R4B.immunization import Immunization
 from fhir.resources.R4B.immunizationrecommendation import ImmunizationRecommendation
 from pydantic import ValidationError
 
-from tiercare.errors import InputError, Problem
+from tiercare.errors import InputError, Problem, problems_from_validation
 from tiercare.immunization.forecast import Forecast, HistoryDose, SeriesForecast
 from tiercare.immunization.schedule import ScheduleBook, default_schedules
 
@@ -149,8 +149,7 @@ def dose_from_immunization(resource: Immunization | Mapping[str, Any], *,
         try:
             resource = Immunization.model_validate(dict(resource))
         except ValidationError as exc:
-            raise InputError([Problem(reason=err["msg"], field=".".join(map(str, err["loc"])))
-                              for err in exc.errors()]) from exc
+            raise InputError(problems_from_validation(exc.errors())) from exc
     problems: list[Problem] = []
     if resource.status != "completed":
         problems.append(Problem(reason=f"status {resource.status!r} is not a given dose",

@@ -25,7 +25,7 @@ from tiercare.maternal import fhir_case, service
 from tiercare.maternal.criteria import load_table
 from tiercare.maternal.fhir import to_risk_assessment
 from tiercare.maternal.grading import grade
-from tiercare.maternal.models import MaternalAssessment, Pregnancy
+from tiercare.maternal.models import MaternalAssessment
 from tiercare.maternal.places import centre_catchments, planner_gaps
 from tiercare.maternal.rules import load_case_rules
 from tiercare.maternal.schemas import (

@@ -31,9 +31,15 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
 
 from tiercare.config import Settings
-from tiercare.maternal.api import ClockDep
-from tiercare.errors import ConflictError, InputError, NotFoundError, Problem
+from tiercare.errors import (
+    ConflictError,
+    InputError,
+    NotFoundError,
+    Problem,
+    problems_from_validation,
+)
 from tiercare.maternal import service
+from tiercare.maternal.api import ClockDep
 from tiercare.maternal.criteria import load_table
 from tiercare.maternal.places import centre_catchments, planner_gaps
 from tiercare.maternal.rules import load_case_rules
@@ -49,10 +55,10 @@ from tiercare.maternal.schemas import (
     TertiaryAssessmentIn,
 )
 from tiercare.registry.models import Division
+from tiercare.web.deps import SessionDep
 from tiercare.web.i18n import LANGUAGES, Translator
 from tiercare.web.maps import MapBuilder
 from tiercare.web.pages import TEMPLATE_DIR, Viewer, ViewerDep, _number
-from tiercare.web.deps import SessionDep
 
 MATERNAL_TEMPLATES = Path(__file__).with_name("templates")
 CATALOGUE_DIR = Path(__file__).with_name("data") / "ui"
@@ -132,8 +138,7 @@ def _render(request: Request, name: str, viewer: Viewer, *, status_code: int = 2
 def _problems(exc: ValidationError | InputError) -> list[Problem]:
     if isinstance(exc, InputError):
         return exc.problems
-    return [Problem(reason=e["msg"], field=".".join(str(x) for x in e["loc"]), code=e["type"])
-            for e in exc.errors()]
+    return problems_from_validation(exc.errors())
 
 
 def _redirect(url: str, **params: str) -> RedirectResponse:

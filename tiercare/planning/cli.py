@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from tiercare.planning import access_cli
-from tiercare.planning import locate_cli
-from tiercare.planning import raster_cli
+from tiercare.planning import access_cli, locate_cli, raster_cli
 
 app = typer.Typer(
     help="Planning engine: travel time, coverage, accessibility and location-allocation.",

@@ -868,8 +868,10 @@ def _outside_parent(ctx: _Context, code12: str, geometry: BaseGeometry) -> str |
 def import_boundaries(
     session: Session, data: bytes, filename: str, *, actor: Actor
 ) -> ImportResult:
-    """Attach polygon boundaries (GeoJSON or GeoPackage, any CRS) to divisions by code.
+    """Attach boundaries (GeoJSON or GeoPackage, any CRS) to divisions by code.
 
+    Polygons become the division's boundary; a Point (as a divisions export writes where no
+    boundary is known) sets the division's location, so an export re-imports as a no-op.
     Geometries that are not longitude/latitude degrees once read (a projected file without a
     CRS, swapped axes) or that miss the parent division's boundary are refused.
     """
@@ -917,18 +919,17 @@ def import_boundaries(
             problems.append(Problem(f"division {code12} is outside your scope", field="code",
                                     row=row, code="out_of_scope"))
         elif geometry is None or geometry.is_empty or geometry.geom_type not in {
-                "Polygon", "MultiPolygon"}:
+                "Polygon", "MultiPolygon", "Point"}:
             kind = "no geometry" if geometry is None or geometry.is_empty else (
                 f"a {geometry.geom_type}")
             problems.append(Problem(
-                f"geometry must be a Polygon or MultiPolygon, not {kind} (a divisions export "
-                "holds points where no boundary is known: leave those features out)",
+                f"geometry must be a Polygon, MultiPolygon or Point, not {kind}",
                 field="geometry", row=row))
         elif (reason := _degrees_problem(geometry)) is not None:
             problems.append(Problem(reason, field="geometry", row=row, code="out_of_range"))
         elif (reason := _outside_parent(ctx, code12, geometry)) is not None:
             problems.append(Problem(reason, field="geometry", row=row, code="outside_division"))
-        elif not geometry.is_valid:
+        elif geometry.geom_type != "Point" and not geometry.is_valid:
             problems.append(Problem("invalid polygon (self-intersecting?)", field="geometry",
                                     row=row))
         else:
@@ -938,6 +939,18 @@ def import_boundaries(
     result = ImportResult(kind="boundaries", rows=len(frame))
     with session.begin_nested():
         for division, geojson in updates:
+            if geojson["type"] == "Point":
+                lon, lat = (round(float(v), 6) for v in geojson["coordinates"][:2])
+                if (division.lon, division.lat) == (lon, lat):
+                    result.unchanged += 1
+                    continue
+                before = {"lon": division.lon, "lat": division.lat}
+                division.lon, division.lat = lon, lat
+                audit(session, actor, "update", "division_point", str(division.id),
+                      before=before, after={"lon": lon, "lat": lat},
+                      detail=f"point from {filename}")
+                result.updated += 1
+                continue
             if division.boundary == geojson:
                 result.unchanged += 1
                 continue

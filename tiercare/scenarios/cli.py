@@ -139,7 +139,11 @@ def optimise_command(
     = "county_sub_centre",
     db: DbOption = None,
 ) -> None:
-    """Choose which township centres to upgrade; optionally save the answer as a scenario."""
+    """Choose township health centres to upgrade so the chosen tier best serves the villages.
+
+    Existing facilities of the tier stay open; --new-sites more are chosen among the township
+    centres, weighted by village population. --save-as stores the answer as a scenario.
+    """
     from sqlalchemy import select
 
     from tiercare.scenarios.models import RoadNetwork

@@ -42,8 +42,8 @@ def optimise_upgrades(
 
     Existing facilities of ``tier`` are fixed open; ``new_sites`` more are chosen among the
     facilities of ``candidate_types`` (``p`` = existing + new; LSCP ignores it and finds the
-    fewest additions). Weights are the villages' populations. Returns the solver result (objective, bound, gap, status…) and the
-    list of chosen new sites with names.
+    fewest additions). Weights are the villages' populations. Returns the solver result
+    (objective, bound, gap, status…) and the list of chosen new sites with names.
     """
     if model not in MODELS:
         raise InputError.single(f"unknown model '{model}' (one of {', '.join(MODELS)})",

@@ -7,13 +7,21 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from tiercare import __version__
 from tiercare.config import Settings, get_settings
 from tiercare.db.engine import create_db_engine, session_factory
-from tiercare.errors import ConflictError, ForbiddenError, InputError, NotFoundError
+from tiercare.errors import (
+    ConflictError,
+    ForbiddenError,
+    InputError,
+    NotFoundError,
+    Problem,
+    problems_from_validation,
+)
 
 STATIC_DIR = Path(__file__).with_name("static")
 ROUTERS = (
@@ -67,15 +75,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.sessions = session_factory(engine)
     app.state.background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tiercare-bg")
 
+    def _problems_response(problems: list[Problem]) -> JSONResponse:
+        return JSONResponse(status_code=422, content={"detail": [
+            {"field": p.field, "row": p.row, "reason": p.reason, "code": p.code} for p in problems
+        ]})
+
     @app.exception_handler(InputError)
     async def _input_error(_: Request, exc: InputError) -> JSONResponse:
-        return JSONResponse(
-            status_code=422,
-            content={"detail": [
-                {"field": p.field, "row": p.row, "reason": p.reason, "code": p.code}
-                for p in exc.problems
-            ]},
-        )
+        return _problems_response(exc.problems)
+
+    @app.exception_handler(RequestValidationError)
+    async def _request_invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return _problems_response(problems_from_validation(exc.errors()))
 
     @app.exception_handler(NotFoundError)
     async def _not_found(_: Request, exc: NotFoundError) -> JSONResponse:

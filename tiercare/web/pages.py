@@ -29,7 +29,7 @@ from starlette.routing import Match
 from tiercare.auth.models import User
 from tiercare.auth.service import Actor, actor_for, authenticate
 from tiercare.config import Settings
-from tiercare.errors import InputError, NotFoundError, Problem
+from tiercare.errors import InputError, NotFoundError, Problem, problems_from_validation
 from tiercare.registry import service
 from tiercare.registry.codes import LEVEL_DIGITS
 from tiercare.registry.importing import KINDS, TABLE_KINDS, import_upload
@@ -680,8 +680,7 @@ async def standards_assess(request: Request, session: SessionDep, viewer: Viewer
         )
         row = service.record_assessment(session, viewer.actor, data)
     except ValidationError as exc:
-        problems = [Problem(reason=e["msg"], field=".".join(str(p) for p in e["loc"]))
-                    for e in exc.errors()]
+        problems = problems_from_validation(exc.errors())
     except InputError as exc:
         problems = list(exc.problems)
     except NotFoundError as exc:

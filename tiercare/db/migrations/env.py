@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from alembic import context
+
 import tiercare.db.models  # noqa: F401  (registers every table)
 from tiercare.db.base import Base
 from tiercare.db.engine import create_db_engine
