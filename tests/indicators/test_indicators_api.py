@@ -162,3 +162,51 @@ def test_catalogue_values_reports_analytics_and_cli(client, db_url):
     bad_run = CliRunner().invoke(cli_app, ["indicators", "compute", "--period", "2026-10",
                                            "--unit", "999999", "--db", db_url])
     assert bad_run.exit_code == 2
+
+
+def test_administrators_edit_elements_forms_and_scorecards(client):
+    admin = _token(client, "admin", "admin-pass-1")
+    planner = _token(client, "yixiang", "yixiang-pass")
+    element = {"name_zh": "口腔门诊人次", "name_en": "Dental visits", "value_type": "count"}
+    assert client.put("/api/v1/data-elements/dental_visits", json=element,
+                      headers=planner).status_code == 403
+    bad = client.put("/api/v1/data-elements/Dental-Visits",
+                     json={**element, "value_type": "litres"}, headers=admin)
+    assert bad.status_code == 422
+    assert {p["field"] for p in bad.json()["detail"]} == {"code", "value_type"}
+    saved = client.put("/api/v1/data-elements/dental_visits", json=element, headers=admin)
+    assert saved.status_code == 200 and saved.json()["edited"] is True
+
+    form = {"name_zh": "口腔月报", "name_en": "Dental monthly", "period_type": "month",
+            "facility_types": ["township_health_centre"], "elements": ["dental_visits"]}
+    wrong = client.put("/api/v1/data-sets/dental_monthly", headers=admin, json={
+        **form, "elements": ["dental_visits", "nope"], "facility_types": ["spaceship"]})
+    assert wrong.status_code == 422
+    reasons = {p["field"]: p["reason"] for p in wrong.json()["detail"]}
+    assert "nope" in reasons["elements"] and "spaceship" in reasons["facility_types"]
+    assert client.put("/api/v1/data-sets/dental_monthly", json=form,
+                      headers=admin).status_code == 200
+    assert client.get("/api/v1/data-sets", headers=admin).json()["total"] == 4
+
+    card = {"name_zh": "乡镇卫生院绩效考核", "name_en": "Township centre scorecard",
+            "facility_types": ["township_health_centre"],
+            "items": [{"indicator": "essential_medicine_share", "weight": 60},
+                      {"indicator": "vaccination_coverage", "weight": 40}]}
+    unknown = client.put("/api/v1/scorecards/township_centre", headers=admin, json={
+        **card, "items": [card["items"][0], {"indicator": "nope", "weight": 5}]})
+    assert unknown.status_code == 422
+    assert unknown.json()["detail"][0] | {"reason": ""} == {
+        "field": "items.indicator", "row": 2, "reason": "", "code": "invalid"}
+    zero = client.put("/api/v1/scorecards/township_centre", headers=admin, json={
+        **card, "items": [{"indicator": "vaccination_coverage", "weight": 0}]})
+    assert zero.status_code == 422
+    assert (zero.json()["detail"][0]["field"], zero.json()["detail"][0]["row"]) == (
+        "items.weight", 1)
+    assert client.put("/api/v1/scorecards/township_centre", json=card,
+                      headers=planner).status_code == 403
+    saved = client.put("/api/v1/scorecards/township_centre", json=card, headers=admin)
+    assert saved.status_code == 200 and saved.json()["edited"] is True
+    listed = {c["code"]: c for c in client.get("/api/v1/scorecards", headers=admin).json()["items"]}
+    assert [i["weight"] for i in listed["township_centre"]["items"]] == [60, 40]
+    audit = client.get("/api/v1/audit", params={"entity": "scorecard"}, headers=admin).json()
+    assert audit["total"] == 1 and audit["items"][0]["action"] == "update"

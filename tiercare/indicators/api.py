@@ -11,13 +11,18 @@ from sqlalchemy import func, select
 from tiercare.indicators import analytics as an
 from tiercare.indicators import reporting
 from tiercare.indicators.catalogue import (
+    data_set_dict,
     element_dict,
     ensure_catalogue,
     get_indicator,
     indicator_dict,
     rule_dict,
+    save_data_set,
+    save_element,
     save_indicator,
     save_rule,
+    save_scorecard,
+    scorecard_dict,
 )
 from tiercare.indicators.facts import FACTS
 from tiercare.indicators.models import (
@@ -26,9 +31,16 @@ from tiercare.indicators.models import (
     Indicator,
     Scorecard,
     ValidationRule,
-    row_dict,
 )
-from tiercare.indicators.schemas import DataValueIn, IndicatorIn, ReportIn, ValidationRuleIn
+from tiercare.indicators.schemas import (
+    DataElementIn,
+    DataSetIn,
+    DataValueIn,
+    IndicatorIn,
+    ReportIn,
+    ScorecardIn,
+    ValidationRuleIn,
+)
 from tiercare.registry.schemas import Page
 from tiercare.web.deps import ActorDep, SessionDep
 
@@ -53,6 +65,15 @@ def list_data_elements(session: SessionDep, actor: ActorDep, offset: Offset = 0,
     rows = session.scalars(select(DataElement).order_by(DataElement.code)
                            .offset(offset).limit(limit))
     return Page(total=total, offset=offset, limit=limit, items=[element_dict(r) for r in rows])
+
+
+@router.put("/data-elements/{code}", tags=TAG,
+            summary="Create or change a data element (admin)")
+def put_data_element(code: str, data: DataElementIn, session: SessionDep,
+                     actor: ActorDep) -> dict[str, Any]:
+    """Save a data element; its code must be a name expressions can use (422 names the field)."""
+    ensure_catalogue(session)
+    return element_dict(save_element(session, actor, {"code": code, **data.model_dump()}))
 
 
 @router.get("/indicators", response_model=Page, tags=TAG, summary="List indicators")
@@ -81,8 +102,6 @@ def read_indicator(code: str, session: SessionDep, actor: ActorDep) -> dict[str,
 def put_indicator(code: str, data: IndicatorIn, session: SessionDep,
                   actor: ActorDep) -> dict[str, Any]:
     """Save an indicator; its expressions are checked (422 names the field)."""
-    if actor.role != "admin":
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "only administrators edit indicators")
     ensure_catalogue(session)
     return indicator_dict(save_indicator(session, actor, {"code": code, **data.model_dump()}))
 
@@ -160,9 +179,16 @@ def list_data_sets(session: SessionDep, actor: ActorDep, offset: Offset = 0,
     ensure_catalogue(session)
     total = session.scalar(select(func.count(DataSet.id))) or 0
     rows = session.scalars(select(DataSet).order_by(DataSet.code).offset(offset).limit(limit))
-    return Page(total=total, offset=offset, limit=limit, items=[
-        row_dict(d, ("code", "name_zh", "name_en", "period_type", "facility_types", "elements",
-                     "deadline_days", "version")) for d in rows])
+    return Page(total=total, offset=offset, limit=limit,
+                items=[data_set_dict(d) for d in rows])
+
+
+@router.put("/data-sets/{code}", tags=TAG, summary="Create or change a report form (admin)")
+def put_data_set(code: str, data: DataSetIn, session: SessionDep,
+                 actor: ActorDep) -> dict[str, Any]:
+    """Save a report form: its elements, facility types and deadline (422 names the field)."""
+    ensure_catalogue(session)
+    return data_set_dict(save_data_set(session, actor, {"code": code, **data.model_dump()}))
 
 
 @router.get("/validation-rules", response_model=Page, tags=TAG, summary="List validation rules")
@@ -184,8 +210,6 @@ def put_rule(code: str, data: ValidationRuleIn, session: SessionDep,
              actor: ActorDep) -> dict[str, Any]:
     """Save a rule; its expressions may name the data set's elements and days, beds,
     physicians, nurses (422 names the field)."""
-    if actor.role != "admin":
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "only administrators edit rules")
     ensure_catalogue(session)
     return rule_dict(save_rule(session, actor, {"code": code, **data.model_dump()}))
 
@@ -261,9 +285,16 @@ def list_scorecards(session: SessionDep, actor: ActorDep, offset: Offset = 0,
     total = session.scalar(select(func.count(Scorecard.id))) or 0
     rows = session.scalars(select(Scorecard).order_by(Scorecard.code).offset(offset)
                            .limit(limit))
-    return Page(total=total, offset=offset, limit=limit, items=[
-        row_dict(r, ("code", "name_zh", "name_en", "facility_types", "items", "version"))
-        for r in rows])
+    return Page(total=total, offset=offset, limit=limit,
+                items=[scorecard_dict(r) for r in rows])
+
+
+@router.put("/scorecards/{code}", tags=TAG, summary="Create or change a scorecard (admin)")
+def put_scorecard(code: str, data: ScorecardIn, session: SessionDep,
+                  actor: ActorDep) -> dict[str, Any]:
+    """Save a scorecard's weighted indicators and facility types (422 names the field)."""
+    ensure_catalogue(session)
+    return scorecard_dict(save_scorecard(session, actor, {"code": code, **data.model_dump()}))
 
 
 @router.get("/scorecards/{code}", tags=TAG, summary="Score and rank facilities")

@@ -4,7 +4,8 @@
 (``primary_care`` = primary + village facilities…), the indicators (numerator, denominator,
 factor, target), the report forms (data sets) with their validation rules and the scorecards.
 :func:`seed_catalogue` inserts what the database lacks and refreshes rows an administrator has
-not edited; administrators then edit indicators through :func:`update_indicator` (the API).
+not edited; administrators then edit elements, indicators, report forms, rules and scorecards
+through the ``save_*`` functions (the API).
 Every expression is checked: it must parse (see :mod:`tiercare.indicators.expressions`) and
 every name must be a data element (optionally ``element__<tier group>``) or a registered fact.
 """
@@ -12,6 +13,7 @@ every name must be a data element (optionally ``element__<tier group>``) or a re
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import date
 from functools import cache
@@ -22,7 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tiercare.auth.service import Actor, audit
-from tiercare.errors import InputError, NotFoundError, Problem
+from tiercare.errors import ForbiddenError, InputError, NotFoundError, Problem
 from tiercare.indicators.expressions import parse_expression, split_name
 from tiercare.indicators.facts import FACTS
 from tiercare.indicators.models import (
@@ -34,6 +36,8 @@ from tiercare.indicators.models import (
     ValidationRule,
     row_dict,
 )
+from tiercare.indicators.periods import PERIOD_TYPES
+from tiercare.registry.reference import facility_type_rows
 
 _DATA = resources.files("tiercare.indicators") / "data"
 CATALOGUE_FILE = "catalogue-2026.json"
@@ -54,6 +58,8 @@ DATA_SET_COLUMNS = ("code", "name_zh", "name_en", "period_type", "facility_types
 RULE_COLUMNS = ("code", "data_set_code", "left", "operator", "right", "message_zh", "message_en",
                 "version")
 SCORECARD_COLUMNS = ("code", "name_zh", "name_en", "facility_types", "items", "version")
+#: Codes of data elements: names that indicator and rule expressions can use.
+CODE_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
 
 @dataclass(frozen=True)
@@ -272,6 +278,60 @@ def element_dict(row: DataElement) -> dict[str, Any]:
     return {**row_dict(row, ELEMENT_COLUMNS), "edited": row.edited}
 
 
+def _require_admin(actor: Actor, what: str) -> None:
+    if actor.role != "admin":
+        raise ForbiddenError(f"only administrators edit {what}")
+
+
+def _store(session: Session, actor: Actor, model: Any, columns: tuple[str, ...], entity: str,
+           data: dict[str, Any], as_dict: Any) -> Any:
+    """Create or update the row of ``model`` with ``data['code']``, marked edited and audited."""
+    row = session.scalar(select(model).where(model.code == data["code"]))
+    before = as_dict(row) if row is not None else None
+    if row is None:
+        row = model(code=data["code"], version="local")
+        session.add(row)
+    for column in columns:
+        if column in data and column not in ("code", "version"):
+            setattr(row, column, data[column])
+    if hasattr(model, "edited"):
+        row.edited = True
+    session.flush()
+    audit(session, actor, "update" if before else "create", entity, row.code,
+          before=before, after=as_dict(row))
+    return row
+
+
+def save_element(session: Session, actor: Actor, data: dict[str, Any]) -> DataElement:
+    """Create or update a data element (administrators).
+
+    Raises
+    ------
+    InputError
+        On a bad value type or unit kind, or a code that clashes with a fact or a tier group.
+    ForbiddenError
+        When the actor is not an administrator.
+    """
+    _require_admin(actor, "data elements")
+    problems: list[Problem] = []
+    if data.get("value_type", "count") not in VALUE_TYPES:
+        problems.append(Problem(reason=f"must be one of {', '.join(VALUE_TYPES)}",
+                                field="value_type"))
+    if data.get("unit_kind", "facility") not in UNIT_KINDS:
+        problems.append(Problem(reason=f"must be one of {', '.join(UNIT_KINDS)}",
+                                field="unit_kind"))
+    code = data["code"]
+    if not CODE_PATTERN.fullmatch(code) or "__" in code:
+        problems.append(Problem(reason="use lower-case letters, digits and single underscores "
+                                "(a name expressions can use)", field="code"))
+    elif FACTS.resolve(code) is not None:
+        problems.append(Problem(reason=f"'{code}' is already an operational fact", field="code"))
+    if problems:
+        raise InputError(problems)
+    return _store(session, actor, DataElement, ELEMENT_COLUMNS, "data_element", data,
+                  element_dict)
+
+
 def save_indicator(session: Session, actor: Actor, data: dict[str, Any]) -> Indicator:
     """Create or update an indicator (administrators); expressions are checked first.
 
@@ -279,11 +339,10 @@ def save_indicator(session: Session, actor: Actor, data: dict[str, Any]) -> Indi
     ------
     InputError
         On a bad expression, an unknown name or a bad direction.
-    PermissionError
+    ForbiddenError
         When the actor is not an administrator.
     """
-    if actor.role != "admin":
-        raise PermissionError("only administrators edit indicators")
+    _require_admin(actor, "indicators")
     elements = element_codes(session)
     problems: list[Problem] = []
     for part in ("numerator", "denominator"):
@@ -297,19 +356,89 @@ def save_indicator(session: Session, actor: Actor, data: dict[str, Any]) -> Indi
         problems.append(Problem(reason="must be min or max", field="target_direction"))
     if problems:
         raise InputError(problems)
-    row = session.scalar(select(Indicator).where(Indicator.code == data["code"]))
-    before = indicator_dict(row) if row is not None else None
-    if row is None:
-        row = Indicator(code=data["code"], version="local")
-        session.add(row)
-    for column in INDICATOR_COLUMNS:
-        if column in data and column not in ("code", "version"):
-            setattr(row, column, data[column])
-    row.edited = True
-    session.flush()
-    audit(session, actor, "update" if before else "create", "indicator", row.code,
-          before=before, after=indicator_dict(row))
-    return row
+    return _store(session, actor, Indicator, INDICATOR_COLUMNS, "indicator", data,
+                  indicator_dict)
+
+
+def data_set_dict(row: DataSet) -> dict[str, Any]:
+    """A data set (report form) as plain data."""
+    return {**row_dict(row, DATA_SET_COLUMNS), "edited": row.edited}
+
+
+def save_data_set(session: Session, actor: Actor, data: dict[str, Any]) -> DataSet:
+    """Create or update a report form (administrators): its elements, facility types, deadline.
+
+    Raises
+    ------
+    InputError
+        On an unknown element or facility type, or a bad period type.
+    ForbiddenError
+        When the actor is not an administrator.
+    """
+    _require_admin(actor, "report forms")
+    problems: list[Problem] = []
+    if data.get("period_type", "month") not in PERIOD_TYPES:
+        problems.append(Problem(reason=f"must be one of {', '.join(PERIOD_TYPES)}",
+                                field="period_type"))
+    unknown = sorted(set(data.get("elements", [])) - element_codes(session))
+    if unknown:
+        problems.append(Problem(reason=f"unknown data elements: {', '.join(unknown)}",
+                                field="elements"))
+    if not data.get("elements"):
+        problems.append(Problem(reason="a report form needs at least one element",
+                                field="elements"))
+    problems += _facility_type_problems(data.get("facility_types", []))
+    if problems:
+        raise InputError(problems)
+    return _store(session, actor, DataSet, DATA_SET_COLUMNS, "data_set", data, data_set_dict)
+
+
+def scorecard_dict(row: Scorecard) -> dict[str, Any]:
+    """A scorecard as plain data."""
+    return {**row_dict(row, SCORECARD_COLUMNS), "edited": row.edited}
+
+
+def save_scorecard(session: Session, actor: Actor, data: dict[str, Any]) -> Scorecard:
+    """Create or update a performance scorecard (administrators): indicators and weights.
+
+    Raises
+    ------
+    InputError
+        On an unknown indicator or facility type, a repeated indicator or no items.
+    ForbiddenError
+        When the actor is not an administrator.
+    """
+    _require_admin(actor, "scorecards")
+    problems: list[Problem] = []
+    items = data.get("items", [])
+    if not items:
+        problems.append(Problem(reason="a scorecard needs at least one indicator", field="items"))
+    known = set(session.scalars(select(Indicator.code)))
+    seen: set[str] = set()
+    for row, item in enumerate(items, start=1):
+        if item["indicator"] not in known:
+            problems.append(Problem(reason=f"unknown indicator '{item['indicator']}'",
+                                    field="items.indicator", row=row))
+        elif item["indicator"] in seen:
+            problems.append(Problem(reason=f"indicator '{item['indicator']}' listed twice",
+                                    field="items.indicator", row=row))
+        seen.add(item["indicator"])
+    problems += _facility_type_problems(data.get("facility_types", []))
+    if problems:
+        raise InputError(problems)
+    return _store(session, actor, Scorecard, SCORECARD_COLUMNS, "scorecard", data,
+                  scorecard_dict)
+
+
+def _facility_type_problems(types: list[str]) -> list[Problem]:
+    known = {row["code"] for row in facility_type_rows()}
+    unknown = sorted(set(types) - known)
+    if not types:
+        return [Problem(reason="name at least one facility type", field="facility_types")]
+    if unknown:
+        return [Problem(reason=f"unknown facility types: {', '.join(unknown)}",
+                        field="facility_types")]
+    return []
 
 
 def rule_dict(row: ValidationRule) -> dict[str, Any]:
@@ -325,11 +454,10 @@ def save_rule(session: Session, actor: Actor, data: dict[str, Any]) -> Validatio
     InputError
         On an unknown data set, a bad operator or expression, or a name that is neither an
         element of the data set nor one of :data:`RULE_CONTEXT`.
-    PermissionError
+    ForbiddenError
         When the actor is not an administrator.
     """
-    if actor.role != "admin":
-        raise PermissionError("only administrators edit validation rules")
+    _require_admin(actor, "validation rules")
     data_set = session.scalar(select(DataSet).where(DataSet.code == data.get("data_set_code")))
     if data_set is None:
         raise InputError.single(f"unknown data set '{data.get('data_set_code')}'",
@@ -338,15 +466,5 @@ def save_rule(session: Session, actor: Actor, data: dict[str, Any]) -> Validatio
                              str(data.get("right", "")), set(data_set.elements))
     if problems:
         raise InputError(problems)
-    row = session.scalar(select(ValidationRule).where(ValidationRule.code == data["code"]))
-    before = rule_dict(row) if row is not None else None
-    if row is None:
-        row = ValidationRule(code=data["code"], version="local")
-        session.add(row)
-    for column in RULE_COLUMNS:
-        if column in data and column not in ("code", "version"):
-            setattr(row, column, data[column])
-    session.flush()
-    audit(session, actor, "update" if before else "create", "validation_rule", row.code,
-          before=before, after=rule_dict(row))
-    return row
+    return _store(session, actor, ValidationRule, RULE_COLUMNS, "validation_rule", data,
+                  rule_dict)

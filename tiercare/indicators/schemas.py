@@ -28,6 +28,52 @@ class IndicatorIn(BaseModel):
     active: bool = True
 
 
+class DataElementIn(BaseModel):
+    """A data element definition (administrators)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name_zh: str = Field(max_length=128)
+    name_en: str = Field(max_length=128)
+    value_type: str = Field("count", description="count, money_fen or number")
+    unit_kind: str = Field("facility", description="facility or division (who reports it)")
+    description: str = ""
+
+
+class DataSetIn(BaseModel):
+    """A report form: which elements which facility types report, and the deadline."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name_zh: str = Field(max_length=128)
+    name_en: str = Field(max_length=128)
+    period_type: str = Field("month", description="day, week, month, quarter or year")
+    facility_types: list[str] = Field(examples=[["township_health_centre"]])
+    elements: list[str] = Field(examples=[["opd_visits", "admissions"]])
+    deadline_days: int = Field(10, ge=0, le=366,
+                               description="Days after the period's end before the form locks")
+
+
+class ScorecardItemIn(BaseModel):
+    """One weighted indicator of a scorecard."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    indicator: str = Field(examples=["essential_medicine_share"])
+    weight: float = Field(gt=0, le=1000)
+
+
+class ScorecardIn(BaseModel):
+    """A performance scorecard: weighted indicators for some facility types."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name_zh: str = Field(max_length=128)
+    name_en: str = Field(max_length=128)
+    facility_types: list[str] = Field(examples=[["township_health_centre"]])
+    items: list[ScorecardItemIn]
+
+
 class ValidationRuleIn(BaseModel):
     """A validation rule of a data set: ``left operator right``."""
 
