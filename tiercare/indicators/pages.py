@@ -154,6 +154,35 @@ def trend_svg(points: list[tuple[str, float | None]], *, target: float | None = 
 # --------------------------------------------------------------------------- dashboard
 
 
+def flow_chart_data(flows: list[dict[str, Any]], lang: str) -> dict[str, Any]:
+    """Sankey data for referral flows: senders on the left, receivers on the right.
+
+    Each facility appears once per side (a centre that sends up and receives down shows on
+    both), so the diagram has no cycles; up-referrals are blue, down-referrals green.
+    """
+    nodes: list[str] = []
+    index: dict[tuple[str, str], int] = {}
+
+    def node(side: str, code: str, name: str) -> int:
+        if (side, code) not in index:
+            index[(side, code)] = len(nodes)
+            nodes.append(name)
+        return index[(side, code)]
+
+    links: dict[str, list[Any]] = {"source": [], "target": [], "value": [], "color": [],
+                                   "label": []}
+    up, down = ("上转", "下转") if lang == "zh-CN" else ("up", "down")
+    for f in flows:
+        links["source"].append(node("from", f["from"], f["from_name"]))
+        links["target"].append(node("to", f["to"], f["to_name"]))
+        links["value"].append(f["referrals"])
+        links["color"].append("rgba(43,108,176,0.45)" if f["direction"] == "up"
+                              else "rgba(47,133,90,0.45)")
+        links["label"].append(up if f["direction"] == "up" else down)
+    return {"nodes": nodes, "links": links}
+
+
+
 @router.get("/indicators", response_class=HTMLResponse)
 def dashboard(request: Request, session: SessionDep, viewer: ViewerDep,
               unit: str | None = None, period: str | None = None,
@@ -190,7 +219,7 @@ def dashboard(request: Request, session: SessionDep, viewer: ViewerDep,
     groups = sorted({r.group for r in an.load_indicators(session, None)})
     flows = an.referral_flows(session, viewer.actor, unit=root.code, period=chosen.text)
     return _render(request, "ind_dashboard.html", viewer=viewer, root=root, period=chosen,
-                   flows=flows,
+                   flows=flows, flow_chart=flow_chart_data(flows, viewer.lang) if flows else None,
                    values=values, names={r.code: r for r in an.load_indicators(session, None)},
                    children=children, key=key, table=table, trend=trend, focus=focus,
                    groups=groups, group=group, problems=problems,
