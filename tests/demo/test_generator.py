@@ -17,6 +17,7 @@ import rasterio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pyproj import Geod
+from realdata import SHARED_DATA
 from shapely.geometry import Point, shape
 from shapely.ops import unary_union
 
@@ -29,7 +30,6 @@ from tiercare.demo.generator import (
 )
 from tiercare.errors import InputError
 
-SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 GEOD = Geod(ellps="WGS84")
 FILES = ("divisions.csv", "boundaries.geojson", "facilities.csv", "staff.csv",
          "medical_groups.csv", "group_members.csv", "roads.geojson", "dem.tif", "GENERATED.txt")

@@ -206,3 +206,29 @@ def test_page_catalogues_complete() -> None:
     for template in Path(MATERNAL_TEMPLATES).rglob("*.html"):
         used |= set(re.findall(r"""\bt\(\s*["']([a-z_.]*[a-z])["']""", template.read_text()))
     assert len(used) > 100 and used <= known, used - known
+
+
+def test_where_to_deliver_uses_the_stored_road_network(client: TestClient,
+                                                       session: Session) -> None:
+    from tiercare.auth.service import SYSTEM
+    from tiercare.scenarios.service import store_road_network
+
+    admin = _auth(client, "admin")
+    by_line = client.get(f"{API}/where-to-deliver", headers=admin).json()
+    assert by_line["method"] == "straight_line"
+    red = {g["village_code"] for g in by_line["villages"] if g["colour"] == "red"}
+    assert "140725100201" in red
+    # a fast road from 东村 (113.11, 37.91) north to the tertiary hospital X1 (113.1, 38.2)
+    store_road_network(session, SYSTEM, name="county roads", division_code="140725",
+                       speed_field="speed_kmh", geojson={
+                           "type": "FeatureCollection", "features": [{
+                               "type": "Feature", "properties": {"class": "primary", "speed_kmh": 120},
+                               "geometry": {"type": "LineString",
+                                            "coordinates": [[113.11, 37.91], [113.1, 38.2]]}}]})
+    session.commit()
+    response = client.get(f"{API}/where-to-deliver", headers=admin)
+    assert response.status_code == 200, response.text
+    by_road = response.json()
+    assert by_road["method"] == "network"
+    red = {g["village_code"] for g in by_road["villages"] if g["colour"] == "red"}
+    assert "140725100201" not in red  # about 32 km at 120 km/h ≈ 16 minutes

@@ -43,6 +43,7 @@ from tiercare.maternal.schemas import (
     TertiaryAssessmentIn,
 )
 from tiercare.registry.schemas import Page
+from tiercare.scenarios.service import network_covering
 from tiercare.web.deps import ActorDep, SessionDep, SettingsDep
 
 router = APIRouter(prefix="/api/v1/maternal", tags=["maternal"])
@@ -259,11 +260,13 @@ def postpartum(now: ClockDep, pregnancy_id: int, data: PostpartumIn, session: Se
 @router.get("/pregnancies/{pregnancy_id}/where-to-deliver",
             summary="Nearest facility of the required level")
 def where(pregnancy_id: int, session: SessionDep, actor: ActorDep) -> dict[str, Any]:
-    """By straight-line distance × road factor from the woman's village (case rules)."""
+    """By travel time on the stored road network covering the woman's village, or by
+    straight-line distance × road factor when none is stored (``method`` says which)."""
     from tiercare.maternal.places import where_to_deliver
 
     p = service.get_pregnancy(session, actor, pregnancy_id, purpose="where to deliver")
-    return where_to_deliver(session, p, rules=load_case_rules())
+    return where_to_deliver(session, p, rules=load_case_rules(),
+                            network=network_covering(session, p.village_code))
 
 
 # --------------------------------------------------------------------------- follow-ups
@@ -367,14 +370,18 @@ def overview(session: SessionDep, actor: ActorDep) -> dict[str, Any]:
 @router.get("/where-to-deliver", summary="Villages beyond reach of the required level",
             description="For planners: villages whose nearest facility of a colour's required "
             "level is beyond `max_travel_minutes` (case rules), and the critical maternal care "
-            "centres' catchments.")
+            "centres' catchments; travel times on the stored road network covering your area, "
+            "else straight-line estimates (`method`).")
 def gaps(session: SessionDep, actor: ActorDep) -> dict[str, Any]:
     """``{"limit_minutes", "villages": [...], "catchments": {...}}``."""
     rules = load_case_rules()
     prefix = service.scope_prefix(session, actor)
+    network = network_covering(session, prefix)
     return {"limit_minutes": rules.delivery.max_travel_minutes,
-            "villages": planner_gaps(session, prefix=prefix, rules=rules),
-            "catchments": centre_catchments(session, prefix=prefix, rules=rules)}
+            "method": "network" if network is not None else "straight_line",
+            "villages": planner_gaps(session, prefix=prefix, rules=rules, network=network),
+            "catchments": centre_catchments(session, prefix=prefix, rules=rules,
+                                            network=network)}
 
 
 # --------------------------------------------------------------------------- FHIR

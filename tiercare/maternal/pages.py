@@ -55,6 +55,7 @@ from tiercare.maternal.schemas import (
     TertiaryAssessmentIn,
 )
 from tiercare.registry.models import Division
+from tiercare.scenarios.service import network_covering
 from tiercare.web.deps import SessionDep
 from tiercare.web.i18n import LANGUAGES, Translator
 from tiercare.web.maps import MapBuilder
@@ -351,8 +352,9 @@ def county_map(request: Request, session: SessionDep, viewer: ViewerDep,
     if colour not in rules.delivery.by_colour:
         colour = "yellow"
     prefix = service.scope_prefix(session, viewer.actor)
-    catchments = centre_catchments(session, prefix=prefix, rules=rules)
-    gaps = [g for g in planner_gaps(session, prefix=prefix, rules=rules)
+    network = network_covering(session, prefix)
+    catchments = centre_catchments(session, prefix=prefix, rules=rules, network=network)
+    gaps = [g for g in planner_gaps(session, prefix=prefix, rules=rules, network=network)
             if g["colour"] == colour]
     palette = [f"catch-{i % 6}" for i in range(len(catchments["centres"]))]
     css_of = {c["id"]: palette[i] for i, c in enumerate(catchments["centres"])}
@@ -375,7 +377,7 @@ def county_map(request: Request, session: SessionDep, viewer: ViewerDep,
     return _render(request, "maternal/map.html", viewer, svg=svg, legend=legend, gaps=gaps,
                    check_colour=colour, colours=list(rules.delivery.by_colour),
                    catchments=catchments, limit=rules.delivery.max_travel_minutes,
-                   road_factor=rules.delivery.road_factor,
+                   by_network=network is not None, road_factor=rules.delivery.road_factor,
                    speed=rules.delivery.straight_line_speed_kmh)
 
 

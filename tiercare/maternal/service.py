@@ -424,6 +424,7 @@ def pregnancy_detail(session: Session, actor: Actor, p: Pregnancy, *,
     follow-ups, reports, alerts, PMTCT steps and the delivery recommendation."""
     now = as_utc(now)
     from tiercare.maternal.places import where_to_deliver
+    from tiercare.scenarios.service import network_covering
 
     today = local_date(now, tz)
     rules = rules or load_case_rules(on=today)
@@ -483,7 +484,8 @@ def pregnancy_detail(session: Session, actor: Actor, p: Pregnancy, *,
         "alerts": [alert_dict(a) for a in alerts],
         "events": [{"at": _iso(e.at), "username": e.username, "event": e.event,
                     "detail": e.detail} for e in events],
-        "where_to_deliver": where_to_deliver(session, p, rules=rules),
+        "where_to_deliver": where_to_deliver(
+            session, p, rules=rules, network=network_covering(session, p.village_code)),
     }
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import json
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -49,11 +50,16 @@ CONNECT_NEW_ROADS_M = 150.0
 def store_road_network(session: Session, actor: Actor, *, name: str, division_code: str,
                        geojson: dict[str, Any], class_field: str = "class",
                        speed_field: str = "speed_kmh") -> RoadNetwork:
-    """Save (or replace) a named road layer for analyses and scenarios."""
+    """Save (or replace) a named road layer for analyses and scenarios.
+
+    The layer is built into a network first, so a layer without the named class or speed
+    attribute, without a CRS or without usable lines is refused here (422), not at first use.
+    """
     if geojson.get("type") != "FeatureCollection" or not geojson.get("features"):
         raise InputError.single("roads must be a non-empty GeoJSON FeatureCollection",
                                 field="geojson")
     code12 = _code(division_code)
+    network_from_layer(geojson, class_field=class_field, speed_field=speed_field)  # refuse now
     row = session.scalar(select(RoadNetwork).where(RoadNetwork.name == name))
     if row is None:
         row = RoadNetwork(name=name, division_code=code12, geojson=geojson,
@@ -187,6 +193,42 @@ def network_from_layer(layer: dict[str, Any], *, class_field: str, speed_field: 
         path.write_text(json.dumps(layer), encoding="utf-8")
         roads = read_roads(path, class_field=class_field, speed_field=speed_field)
     return build_network(roads, mode="driving", connect_tolerance_m=connect_m)
+
+
+_built: dict[tuple[int, Any], Network] = {}
+_built_lock = threading.Lock()
+#: Stored networks kept built in memory (the newest versions used).
+NETWORKS_KEPT = 4
+
+
+def stored_network(row: RoadNetwork) -> Network:
+    """The driving network of a stored road layer, built once per version and kept in memory."""
+    key = (row.id, row.updated_at)
+    with _built_lock:
+        if key in _built:
+            return _built[key]
+    network = network_from_layer(row.geojson, class_field=row.class_field,
+                                 speed_field=row.speed_field)
+    with _built_lock:
+        _built[key] = network
+        while len(_built) > NETWORKS_KEPT:
+            _built.pop(next(iter(_built)))
+    return network
+
+
+def network_covering(session: Session, prefix: str) -> Network | None:
+    """The newest stored road network whose division contains the subtree ``prefix`` (a code
+    prefix such as ``140725``, a full 12-digit code, or ``""`` for everything) or lies in it.
+
+    ``None`` when no stored network covers it: callers then fall back to straight-line
+    estimates and say so.
+    """
+    for row in session.scalars(select(RoadNetwork).order_by(RoadNetwork.updated_at.desc(),
+                                                            RoadNetwork.id.desc())):
+        area = prefix_of(row.division_code)
+        if prefix.startswith(area) or area.startswith(prefix):
+            return stored_network(row)
+    return None
 
 
 def create_scenario(session: Session, actor: Actor, *, name: str, division_code: str,
