@@ -11,12 +11,13 @@ import pandas as pd
 import pyproj
 import pytest
 import shapely
+from realdata import SHARED_DATA
 from typer.testing import CliRunner
 
 from tiercare.cli import app
 
 UTM = "EPSG:32649"
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "osm"
+DATA = SHARED_DATA / "osm"
 runner = CliRunner()
 
 
@@ -141,3 +142,39 @@ def test_cli_on_andorra_osm(tmp_path: Path) -> None:
     cov = json.loads((tmp_path / "out" / "coverage.json").read_text())
     assert set(cov["by_type"]) == {"hospital", "clinic"}
     assert cov["covered"]["15"] <= cov["covered"]["30"] <= cov["covered"]["60"] <= 510
+
+
+def test_population_raster_as_demand(river_town: Path) -> None:
+    """A 3 × 2 grid of 100 m cells south of the road: each populated cell is a demand point."""
+    import rasterio
+    from rasterio.transform import from_origin
+
+    x0, y0 = 500_000.0, 4_200_000.0
+    people = np.array([[10, 0, 5], [-9999, 20, 0]], dtype="float32")
+    tif = river_town / "pop.tif"
+    with rasterio.open(tif, "w", driver="GTiff", height=2, width=3, count=1, dtype="float32",
+                       crs=UTM, transform=from_origin(x0 + 400, y0, 100, 100),
+                       nodata=-9999) as dst:
+        dst.write(people, 1)
+    res = runner.invoke(app, ["plan", "access", "--roads", str(river_town / "roads.geojson"),
+                              "--class-field", "grade", "--speeds",
+                              str(river_town / "speeds.csv"), "--facilities",
+                              str(river_town / "fac.csv"), "--demand", str(tif),
+                              "--thresholds", "1,5", "--out", str(river_town / "out")])
+    assert res.exit_code == 0, res.output
+    dem = pd.read_csv(river_town / "out" / "demand.csv").set_index("id")
+    assert sorted(dem.index) == ["r0c0", "r0c2", "r1c1"]  # no-data and empty cells left out
+    cov = json.loads((river_town / "out" / "coverage.json").read_text())
+    assert cov["population_total"] == 35.0
+    # cell r0c0 is centred 50 m south of the road, 50 m west of the hospital: 50 m on foot at
+    # 5 km/h (36 s) then 50 m by road at 10 m/s (5 s)
+    assert float(dem.loc["r0c0", "minutes"]) == pytest.approx(41 / 60, rel=2e-3)
+    # r1c1: 150 m on foot (108 s) + 50 m by road (5 s): outside 1 minute, inside 5
+    assert float(dem.loc["r1c1", "minutes"]) == pytest.approx(113 / 60, rel=2e-3)
+    assert cov["covered"] == {"1": 15.0, "5": 35.0}
+    bad = runner.invoke(app, ["plan", "access", "--roads", str(river_town / "roads.geojson"),
+                              "--class-field", "grade", "--speeds",
+                              str(river_town / "speeds.csv"), "--facilities",
+                              str(river_town / "fac.csv"), "--demand", str(tif),
+                              "--population-field", "pop", "--out", str(river_town / "o2")])
+    assert bad.exit_code == 2 and "population_field" in bad.output

@@ -17,7 +17,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from tiercare.clisupport import err_console, input_errors_exit_2, print_json
 from tiercare.errors import InputError, Problem
 from tiercare.planning import access as acc
-from tiercare.planning.geo import read_points
+from tiercare.planning.geo import RASTER_SUFFIXES, read_points, read_population_points
 from tiercare.planning.network import (
     Network,
     build_network,
@@ -41,7 +41,8 @@ _METHODS = ("2sfca", "e2sfca", "gravity")
 def access(
     roads: Annotated[Path, typer.Option(help="Roads: .osm.pbf or line GeoJSON/GPKG/SHP.")],
     facilities: Annotated[Path, typer.Option(help="Facilities: CSV id,lon,lat[,type] or GIS.")],
-    demand: Annotated[Path, typer.Option(help="Demand points: CSV id,lon,lat,population or GIS.")],
+    demand: Annotated[Path, typer.Option(
+        help="Demand: points (CSV id,lon,lat,population or GIS) or a population GeoTIFF.")],
     out: Annotated[Path, typer.Option(help="Output folder.")],
     speed_field: Annotated[str | None, typer.Option(help="Road attribute with km/h.")] = None,
     class_field: Annotated[str | None, typer.Option(help="Road attribute with the class.")] = None,
@@ -66,8 +67,9 @@ def access(
 ) -> None:
     """Nearest facility, coverage within thresholds and accessibility scores by road.
 
-    Writes demand.csv, facilities.csv, coverage.json and report.html into --out and prints the
-    coverage summary as JSON.
+    Writes demand.csv, facilities.csv, coverage.json and report.html into --out and prints
+    the coverage summary as JSON. A population raster as --demand gives one demand point per
+    populated cell (ids r<row>c<col>).
     """
     with input_errors_exit_2():
         limits = _check_options(roads, speed_field, class_field, speeds, mode, thresholds, method,
@@ -88,10 +90,18 @@ def access(
             progress.update(step, description="reading facilities and demand")
             fac = read_points(facilities, kind="facilities",
                               value_fields=[supply_field] if supply_field else ())
-            pop_field = population_field or ("population" if "population" in
-                                             _columns(demand) else None)
-            dem = read_points(demand, kind="demand", value_fields=[pop_field] if pop_field
-                              else ())
+            if demand.suffix.lower() in RASTER_SUFFIXES:
+                if population_field is not None:
+                    raise InputError.single("--population-field does not apply to a population "
+                                            "raster (its cell values are the counts)",
+                                            field="population_field")
+                pop_field = "population"
+                dem = read_population_points(demand, field=pop_field)
+            else:
+                pop_field = population_field or ("population" if "population" in
+                                                 _columns(demand) else None)
+                dem = read_points(demand, kind="demand",
+                                  value_fields=[pop_field] if pop_field else ())
             if division_field and division_field not in dem.columns:
                 raise InputError.single(f"demand has no column '{division_field}'",
                                         field=division_field, code="missing_column")

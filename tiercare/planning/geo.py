@@ -29,12 +29,13 @@ import shapely
 
 from tiercare.errors import InputError, Problem
 
-__all__ = ["read_points", "metric_crs_for", "WGS84"]
+__all__ = ["read_points", "read_population_points", "metric_crs_for", "WGS84"]
 
 WGS84 = pyproj.CRS.from_epsg(4326)
 """The CRS of every layer at TierCare's edges."""
 
 _VECTOR_SUFFIXES = {".geojson", ".json", ".gpkg", ".shp", ".zip"}
+RASTER_SUFFIXES = (".tif", ".tiff")
 _CHINESE_OBFUSCATED = ("gcj", "bd-09", "bd09", "baidu")
 
 
@@ -262,3 +263,52 @@ def _numeric_column(frame: pd.DataFrame, name: str, kind: str) -> tuple[np.ndarr
                         row=int(r) + 1, code="not_numeric")
                 for r in np.flatnonzero(~np.isfinite(vals) | (vals < 0))]
     return np.where(np.isfinite(vals), vals, 0.0), problems
+
+
+def read_population_points(path: str | Path, *, field: str = "population") -> gpd.GeoDataFrame:
+    """Turn a population raster (GeoTIFF such as WorldPop) into demand points.
+
+    Every cell with people becomes one point at the cell centre, in WGS84, with its count in
+    ``field``; cells with no data or 0 people are left out. Ids are ``r<row>c<col>`` of the
+    raster, so results can be written back onto the grid.
+
+    Raises
+    ------
+    InputError
+        Missing or unreadable file, no CRS, negative counts, or no populated cell.
+    """
+    import rasterio
+    import rasterio.transform
+    from rasterio.errors import RasterioIOError
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError.single(f"demand file not found: {path}", field="demand",
+                                code="not_found")
+    try:
+        with rasterio.open(path) as src:
+            if src.crs is None:
+                raise InputError.single(f"population raster {path.name} declares no CRS",
+                                        field="demand", code="no_crs")
+            band = src.read(1, masked=True)
+            transform, crs = src.transform, src.crs
+    except RasterioIOError as exc:
+        raise InputError.single(f"cannot read population raster {path.name}: {exc}",
+                                field="demand") from exc
+    values = np.ma.filled(band.astype(np.float64), 0.0)
+    values[~np.isfinite(values)] = 0.0
+    negative = int((values < 0).sum())
+    if negative:
+        raise InputError.single(f"population raster {path.name} has {negative} negative cells",
+                                field="demand", code="negative")
+    rows, cols = np.nonzero(values > 0)
+    if rows.size == 0:
+        raise InputError.single(f"population raster {path.name} has no populated cell",
+                                field="demand", code="no_rows")
+    xs, ys = rasterio.transform.xy(transform, rows, cols, offset="center")
+    to_wgs84 = pyproj.Transformer.from_crs(crs, WGS84, always_xy=True)
+    lon, lat = to_wgs84.transform(np.asarray(xs, float), np.asarray(ys, float))
+    ids = pd.Index([f"r{r}c{c}" for r, c in zip(rows.tolist(), cols.tolist(), strict=True)],
+                   name="id")
+    return gpd.GeoDataFrame({field: values[rows, cols]}, index=ids,
+                            geometry=gpd.points_from_xy(lon, lat), crs=WGS84)
