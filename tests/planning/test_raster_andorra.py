@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import geopandas as gpd
 import numpy as np
 import pandas as pd
@@ -12,11 +10,12 @@ import rasterio
 import rasterio.warp
 from affine import Affine
 from rasterio.enums import Resampling
+from realdata import SHARED_DATA
 from skimage.graph import MCP_Geometric
 
 from tiercare.planning import raster as rm
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "osm"
+DATA = SHARED_DATA / "osm"
 DEM = DATA / "N42E001.hgt.zip"
 PBF = DATA / "andorra.osm.pbf"
 UTM = "EPSG:32631"
