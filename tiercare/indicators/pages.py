@@ -154,11 +154,16 @@ def trend_svg(points: list[tuple[str, float | None]], *, target: float | None = 
 # --------------------------------------------------------------------------- dashboard
 
 
+#: The flow diagram draws the largest flows only (the table lists them all).
+FLOW_CHART_LIMIT = 25
+
+
 def flow_chart_data(flows: list[dict[str, Any]], lang: str) -> dict[str, Any]:
-    """Sankey data for referral flows: senders on the left, receivers on the right.
+    """Sankey data for the largest referral flows: senders left, receivers right.
 
     Each facility appears once per side (a centre that sends up and receives down shows on
-    both), so the diagram has no cycles; up-referrals are blue, down-referrals green.
+    both), so the diagram has no cycles; up-referrals are blue, down-referrals green. Only the
+    :data:`FLOW_CHART_LIMIT` largest flows are drawn; ``shown`` and ``total`` say how many.
     """
     nodes: list[str] = []
     index: dict[tuple[str, str], int] = {}
@@ -172,14 +177,15 @@ def flow_chart_data(flows: list[dict[str, Any]], lang: str) -> dict[str, Any]:
     links: dict[str, list[Any]] = {"source": [], "target": [], "value": [], "color": [],
                                    "label": []}
     up, down = ("上转", "下转") if lang == "zh-CN" else ("up", "down")
-    for f in flows:
+    largest = sorted(flows, key=lambda f: -f["referrals"])[:FLOW_CHART_LIMIT]
+    for f in largest:
         links["source"].append(node("from", f["from"], f["from_name"]))
         links["target"].append(node("to", f["to"], f["to_name"]))
         links["value"].append(f["referrals"])
         links["color"].append("rgba(43,108,176,0.45)" if f["direction"] == "up"
                               else "rgba(47,133,90,0.45)")
         links["label"].append(up if f["direction"] == "up" else down)
-    return {"nodes": nodes, "links": links}
+    return {"nodes": nodes, "links": links, "shown": len(largest), "total": len(flows)}
 
 
 

@@ -8,6 +8,7 @@
     if (!box || !source || typeof Plotly === "undefined") { return; }
     var data = JSON.parse(source.textContent);
     var height = Math.max(320, Math.min(900, 26 * data.nodes.length));
+    box.style.height = height + "px";  /* the box takes the diagram's height before drawing */
     Plotly.newPlot(box, [{
       type: "sankey", arrangement: "snap",
       node: { label: data.nodes, pad: 12, thickness: 14, color: "#718096",
