@@ -9,15 +9,11 @@ Without ``/usr/bin/chromium`` the test is skipped — except in CI (``CI=true``)
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from browser_support import need_chromium, open_chromium, screenshot, serve_app
 from planning_county import PASSWORD, prepare
 
 from tiercare.auth.service import SYSTEM
@@ -29,28 +25,6 @@ from tiercare.registry.reference import seed_reference_data
 from tiercare.web.app import create_app
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
-SHOTS_COPY = Path("/work/helper-notes/screenshots")
-IN_CI = os.environ.get("CI", "").lower() == "true"
-
-
-def _need_chromium() -> None:
-    if CHROMIUM.exists():
-        return
-    message = f"{CHROMIUM} is not installed (apt-get install chromium)"
-    if IN_CI:
-        pytest.fail(message + " — required in CI")
-    pytest.skip(message)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _registry_helpers():  # type: ignore[no-untyped-def]
@@ -67,9 +41,7 @@ def _registry_helpers():  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Base URL of a running app on the small county with roads and a second health centre."""
-    _need_chromium()
-    import uvicorn
-
+    need_chromium()
     url = f"sqlite:///{tmp_path_factory.mktemp('planning') / 'tiercare.db'}"
     engine = create_db_engine(url)
     upgrade(engine)
@@ -82,42 +54,15 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
              "division_code": "140725200", "lon": "113.3", "lat": "37.9"}], actor=SYSTEM)
         prepare(session)
     engine.dispose()
-    app = create_app(Settings(database_url=url, environment="test"))
-    port = _free_port()
-    uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                       lifespan="off"))
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not uv.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("uvicorn did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    uv.should_exit = True
-    thread.join(timeout=10)
-    app.state.engine.dispose()
+    with serve_app(create_app(Settings(database_url=url, environment="test"))) as base:
+        yield base
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     """A headless Chromium driven by Playwright."""
-    _need_chromium()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                              args=CHROMIUM_ARGS)
+    with open_chromium() as chromium:
         yield chromium
-        chromium.close()
-
-
-def _shot(page: object, folder: Path, name: str) -> None:
-    path = folder / f"planning_browser_{name}.png"
-    page.screenshot(path=str(path), full_page=True)  # type: ignore[attr-defined]
-    if SHOTS_COPY.parent.exists():
-        SHOTS_COPY.mkdir(exist_ok=True)
-        shutil.copy(path, SHOTS_COPY / path.name)
 
 
 def test_plan_optimise_save_and_compare(server: str, browser: object, tmp_path: Path) -> None:
@@ -147,7 +92,7 @@ def test_plan_optimise_save_and_compare(server: str, browser: object, tmp_path: 
     expect(page.locator("#coverage-chart .main-svg").first).to_be_visible()
     expect(page.locator("#coverage-chart .bars path")).to_have_count(6)  # 2 townships × 3
     expect(page.locator("#headline")).to_contain_text("50.0 %")  # county hospital ≤ 15 min
-    _shot(page, tmp_path, "01_access")
+    screenshot(page, tmp_path, "planning_browser_01_access")
     page.select_option("#view-form select[name=tier]", "county")
     page.select_option("#view-form select[name=threshold]", "15")
     page.locator("#view-form button").click()
@@ -155,7 +100,7 @@ def test_plan_optimise_save_and_compare(server: str, browser: object, tmp_path: 
     expect(unreached).to_have_count(2)  # 南村 and 西村
     expect(page.locator("table.unreached-table")).to_contain_text("西村")
     expect(page.locator("#unreached svg circle.village-out")).to_have_count(2)
-    _shot(page, tmp_path, "02_unreached")
+    screenshot(page, tmp_path, "planning_browser_02_unreached")
 
     # optimise: the model choice switches the fields it does not use off
     page.locator(".subnav").get_by_role("link", name="选址优化").click()
@@ -175,7 +120,7 @@ def test_plan_optimise_save_and_compare(server: str, browser: object, tmp_path: 
     expect(page.locator("#solution")).to_contain_text("覆盖 9,000 人", timeout=30000)
     expect(page.locator("#chosen-sites")).to_contain_text("乙乡卫生院")
     expect(page.locator("svg circle.site-new")).to_have_count(1)
-    _shot(page, tmp_path, "03_optimise")
+    screenshot(page, tmp_path, "planning_browser_03_optimise")
 
     # save as scenario → its page, evaluated, with the gains on the map
     page.fill("input[name=name]", "升级乙乡卫生院")
@@ -184,7 +129,7 @@ def test_plan_optimise_save_and_compare(server: str, browser: object, tmp_path: 
     expect(page.locator("h1")).to_contain_text("升级乙乡卫生院")
     expect(page.locator("svg circle.village-gain")).to_have_count(1)  # 南村
     expect(page.locator("table.matrix-table")).to_contain_text("5,000 → 9,000")
-    _shot(page, tmp_path, "04_scenario")
+    screenshot(page, tmp_path, "planning_browser_04_scenario")
 
     # scenario list → comparison, exports linked, then English
     page.locator(".subnav").get_by_role("link", name="规划方案").click()
@@ -195,7 +140,7 @@ def test_plan_optimise_save_and_compare(server: str, browser: object, tmp_path: 
     expect(page.locator("a", has_text="导出 Excel")).to_have_attribute(
         "href", "/api/v1/scenario-comparison?names=%E5%8D%87%E7%BA%A7%E4%B9%99%E4%B9%A1%E5"
                 "%8D%AB%E7%94%9F%E9%99%A2&format=xlsx")
-    _shot(page, tmp_path, "05_comparison")
+    screenshot(page, tmp_path, "planning_browser_05_comparison")
     page.get_by_role("link", name="English").click()
     expect(page.locator("h1")).to_contain_text("Compare scenarios")
     page.locator(".subnav").get_by_role("link", name="Access analysis").click()

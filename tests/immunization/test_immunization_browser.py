@@ -9,15 +9,11 @@ except in CI (``CI=true``), where it fails.
 from __future__ import annotations
 
 import datetime as dt
-import os
-import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from browser_support import need_chromium, open_chromium, screenshot, serve_app
 from immunization_helpers import SECRET, setup
 from sqlalchemy import select
 
@@ -33,34 +29,11 @@ from tiercare.web.app import create_app
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-SHOTS_COPY = Path("/work/helper-notes/screenshots")
-IN_CI = os.environ.get("CI", "").lower() == "true"
-
-
-def _need_chromium() -> None:
-    if CHROMIUM.exists():
-        return
-    message = f"{CHROMIUM} is not installed"
-    if IN_CI:
-        pytest.fail(message + " — required in CI")
-    pytest.skip(message)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     """Base URL of a running app and its database URL."""
-    _need_chromium()
-    import uvicorn
-
+    need_chromium()
     url = f"sqlite:///{tmp_path_factory.mktemp('imm_browser') / 'tiercare.db'}"
     engine = create_db_engine(url)
     upgrade(engine)
@@ -85,41 +58,15 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]
         session.commit()
     engine.dispose()
     app = create_app(Settings(database_url=url, environment="test", secret_key=SECRET))
-    port = _free_port()
-    uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                       lifespan="off"))
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not uv.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("uvicorn did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", url
-    uv.should_exit = True
-    thread.join(timeout=10)
-    app.state.engine.dispose()
+    with serve_app(app) as base:
+        yield base, url
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     """A headless Chromium driven by Playwright."""
-    _need_chromium()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                              args=ARGS)
+    with open_chromium() as chromium:
         yield chromium
-        chromium.close()
-
-
-def _shot(page: object, folder: Path, name: str) -> None:
-    path = folder / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)  # type: ignore[attr-defined]
-    if SHOTS_COPY.parent.exists():
-        SHOTS_COPY.mkdir(exist_ok=True)
-        shutil.copy(path, SHOTS_COPY / path.name)
 
 
 def _query(url: str, statement):  # type: ignore[no-untyped-def]
@@ -144,7 +91,7 @@ def test_immunization_vaccinator_records_and_family_books(server, browser, tmp_p
     page.fill("input[name=password]", "nurse-pass-1")
     page.click("button[type=submit]")
     expect(page.locator("#due")).to_contain_text("DTaP")
-    _shot(page, tmp_path, "imm_01_today")
+    screenshot(page, tmp_path, "imm_01_today")
     page.locator("#due tr", has_text="DTaP").first.locator("a").click()
     expect(page.locator("#record-dose")).to_be_visible()
     page.select_option("#record-dose select[name=vaccine]", "DTaP")
@@ -153,7 +100,7 @@ def test_immunization_vaccinator_records_and_family_books(server, browser, tmp_p
     page.click("#record-dose button[type=submit]")
     expect(page.locator(".alert.success")).to_contain_text("Recorded: DTaP")
     expect(page.locator("#history")).to_contain_text("D2026")
-    _shot(page, tmp_path, "imm_02_recorded")
+    screenshot(page, tmp_path, "imm_02_recorded")
     lots = [r.lot for r in _query(url, select(ImmunizationRecord).where(
         ImmunizationRecord.vaccine == "DTaP"))]
     assert lots == ["D2026"]
@@ -165,10 +112,10 @@ def test_immunization_vaccinator_records_and_family_books(server, browser, tmp_p
     fpage.fill("input[name=guardian_phone]", "13800000000")
     fpage.click("#family-lookup button[type=submit]")
     expect(fpage.locator("#family-due")).to_contain_text("IPV")
-    _shot(fpage, tmp_path, "imm_03_family")
+    screenshot(fpage, tmp_path, "imm_03_family")
     fpage.click("#family-book button[type=submit]")
     expect(fpage.locator(".alert.success")).to_contain_text("Booked")
-    _shot(fpage, tmp_path, "imm_04_booked")
+    screenshot(fpage, tmp_path, "imm_04_booked")
     bookings = _query(url, select(Booking))
     assert len(bookings) == 1 and bookings[0].status == "booked"
     assert not errors

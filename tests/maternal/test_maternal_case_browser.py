@@ -11,16 +11,12 @@ Without ``/usr/bin/chromium`` the test is skipped — except in CI (``CI=true``)
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
-import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from browser_support import need_chromium, open_chromium, screenshot, serve_app
 from maternal_case_helpers import PASSWORD, identity_number, load_maternal_county
 from sqlalchemy import select
 
@@ -33,12 +29,6 @@ from tiercare.web.app import create_app
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
-SHOTS_COPY = Path("/work/helper-notes/screenshots")
-IN_CI = os.environ.get("CI", "").lower() == "true"
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
 START = dt.datetime(2026, 3, 2, 10, 0, tzinfo=SHANGHAI)
 
@@ -53,22 +43,10 @@ class Clock:
         return self.at
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[str, str, Clock]]:
     """Base URL of the app on the maternal test county, its database URL and its clock."""
-    if not CHROMIUM.exists():
-        message = f"{CHROMIUM} is not installed (apt-get install chromium)"
-        if IN_CI:
-            pytest.fail(message + " — required in CI")
-        pytest.skip(message)
-    import uvicorn
-
+    need_chromium()
     url = f"sqlite:///{tmp_path / 'maternal.db'}"
     engine = create_db_engine(url)
     upgrade(engine)
@@ -80,28 +58,8 @@ def server(tmp_path: Path) -> Iterator[tuple[str, str, Clock]]:
     app = create_app(Settings(database_url=url, environment="test"))
     clock = Clock(START)
     app.state.maternal_clock = clock
-    port = _free_port()
-    uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                       lifespan="off"))
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not uv.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("uvicorn did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", url, clock
-    uv.should_exit = True
-    thread.join(timeout=10)
-    app.state.engine.dispose()
-
-
-def _shot(page: object, folder: Path, name: str) -> None:
-    path = folder / f"maternal_{name}.png"
-    page.screenshot(path=str(path), full_page=True)  # type: ignore[attr-defined]
-    if SHOTS_COPY.parent.exists():
-        SHOTS_COPY.mkdir(exist_ok=True)
-        shutil.copy(path, SHOTS_COPY / path.name)
+    with serve_app(app) as base:
+        yield base, url, clock
 
 
 def _login(page: object, base: str, username: str) -> None:
@@ -129,12 +87,10 @@ def _file(url: str, pregnancy_id: int) -> tuple[Pregnancy, list[MaternalAlert],
 
 def test_register_grade_red_alert_ack_delivery_close(server: tuple[str, str, Clock],
                                                     tmp_path: Path) -> None:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     base, db_url, clock = server
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                             args=CHROMIUM_ARGS)
+    with open_chromium() as browser:
         page = browser.new_context(viewport={"width": 1400, "height": 1000},
                                    locale="zh-CN").new_page()
         errors: list[str] = []
@@ -149,13 +105,13 @@ def test_register_grade_red_alert_ack_delivery_close(server: tuple[str, str, Clo
         page.select_option("#village_code", "140725100201")
         page.fill("#lmp", (START.date() - dt.timedelta(days=70)).isoformat())
         page.fill("#s-age", "36")
-        _shot(page, tmp_path, "01_register_form")
+        screenshot(page, tmp_path, "maternal_01_register_form")
         page.click("#register-submit")
         expect(page).to_have_url(re.compile(r"/maternal/pregnancies/\d+\?msg=registered"))
         expect(page.locator("#file-status")).to_have_text("待评估")
         expect(page.locator("#file-colour")).to_contain_text("黄色")
         pregnancy_id = int(re.search(r"/pregnancies/(\d+)", page.url).group(1))
-        _shot(page, tmp_path, "02_registered")
+        screenshot(page, tmp_path, "maternal_02_registered")
 
         # 2. hospital, three days later: grade red, name the case manager
         clock.at = START + dt.timedelta(days=3)
@@ -173,7 +129,7 @@ def test_register_grade_red_alert_ack_delivery_close(server: tuple[str, str, Clo
         page.fill("#manager-username", "mch")
         page.click("#manager-submit")
         expect(page.locator("#manager")).to_contain_text("mch")
-        _shot(page, tmp_path, "03_graded_red")
+        screenshot(page, tmp_path, "maternal_03_graded_red")
 
         # 3. case manager: the alert, acknowledged
         _login(page, base, "mch")
@@ -182,11 +138,11 @@ def test_register_grade_red_alert_ack_delivery_close(server: tuple[str, str, Clo
         page.goto(base + "/maternal/alerts")
         row = page.locator("#alerts tr[data-kind=colour_rising]")
         expect(row).to_have_count(1)
-        _shot(page, tmp_path, "04_alert")
+        screenshot(page, tmp_path, "maternal_04_alert")
         row.locator("button.ack").click()
         expect(page.locator(".alert.success")).to_contain_text("预警已确认")
         expect(page.locator("#alerts tr[data-kind=colour_rising]")).to_have_count(0)
-        _shot(page, tmp_path, "05_acknowledged")
+        screenshot(page, tmp_path, "maternal_05_acknowledged")
 
         # 4. delivery near the due date (edd = LMP + 280 = START + 210 days)
         delivered = START.date() + dt.timedelta(days=205)
@@ -196,7 +152,7 @@ def test_register_grade_red_alert_ack_delivery_close(server: tuple[str, str, Clo
         page.fill("#delivery-facility", "M1")
         page.click("#delivery-submit")
         expect(page.locator("#file-status")).to_have_text("已分娩")
-        _shot(page, tmp_path, "06_delivered")
+        screenshot(page, tmp_path, "maternal_06_delivered")
 
         # 5. the 42-day postpartum assessment closes the file
         clock.at = START + dt.timedelta(days=206 + 45)
@@ -206,13 +162,12 @@ def test_register_grade_red_alert_ack_delivery_close(server: tuple[str, str, Clo
         page.click("#postpartum-submit")
         expect(page.locator("#file-status")).to_have_text("已结案")
         expect(page.locator("#closed")).to_be_visible()
-        _shot(page, tmp_path, "07_closed")
+        screenshot(page, tmp_path, "maternal_07_closed")
         page.goto(base + "/maternal/county")
         expect(page.locator("#by-township")).to_be_visible()
-        _shot(page, tmp_path, "08_county")
+        screenshot(page, tmp_path, "maternal_08_county")
         page.goto(base + "/maternal/map")
-        _shot(page, tmp_path, "09_map")
-        browser.close()
+        screenshot(page, tmp_path, "maternal_09_map")
     assert errors == []
     p, alerts, reports = _file(db_url, pregnancy_id)
     assert (p.status, p.colour, p.close_reason) == ("closed", "red", "postpartum_assessed")

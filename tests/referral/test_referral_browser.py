@@ -2,55 +2,37 @@
 
 A village doctor sends an up-referral from the form, the county hospital accepts it and books a
 reserved slot in one step, records the arrival and sends the patient back to the township
-centre with a follow-up plan; the centre acknowledges it. Screenshots go to pytest's tmp dir
-and, when the folder exists, to ``/work/helper-notes/screenshots/referral_*.png``.
+centre with a follow-up plan; the centre acknowledges it. A county planner then sees both
+referrals on the indicators dashboard's flow diagram (a Plotly Sankey). Screenshots go to
+pytest's tmp dir and, when the folder exists, to ``/work/helper-notes/screenshots/referral_*.png``.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
+from browser_support import need_chromium, open_chromium, screenshot, serve_app
 from referral_helpers import add_residents, load_small_county
 
 from tiercare.auth.service import SYSTEM, create_user
 from tiercare.config import Settings
 from tiercare.db.engine import create_db_engine, session_factory
 from tiercare.db.migrate import upgrade
+from tiercare.indicators.periods import local_today
 from tiercare.registry.reference import seed_reference_data
 from tiercare.scheduling.service import ScheduleIn, SessionIn, create_schedule, generate_slots
 from tiercare.web.app import create_app
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
-SHOTS_COPY = Path("/work/helper-notes/screenshots")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+COUNTY = "140725"
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    if not CHROMIUM.exists():
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{CHROMIUM} is required in CI")
-        pytest.skip(f"{CHROMIUM} is not installed")
-    import uvicorn
-
+    need_chromium()
     url = f"sqlite:///{tmp_path_factory.mktemp('referral_browser') / 'tiercare.db'}"
     engine = create_db_engine(url)
     upgrade(engine)
@@ -71,31 +53,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                                 ("centre", "facility_staff", "T1")):
             create_user(session, username=name, password=f"{name}-pass-1", role=role,
                         facility_code=fac, full_name=name)
+        create_user(session, username="planner", password="planner-pass-1", role="planner",
+                    division_code=COUNTY, full_name="planner")
         session.commit()
     engine.dispose()
-    app = create_app(Settings(database_url=url, environment="test"))
-    port = _free_port()
-    uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                       lifespan="off"))
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not uv.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("uvicorn did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    uv.should_exit = True
-    thread.join(timeout=10)
-    app.state.engine.dispose()
-
-
-def _shot(page, folder: Path, name: str) -> None:  # type: ignore[no-untyped-def]
-    path = folder / f"referral_{name}.png"
-    page.screenshot(path=str(path), full_page=True)
-    if SHOTS_COPY.parent.exists():
-        SHOTS_COPY.mkdir(exist_ok=True)
-        shutil.copy(path, SHOTS_COPY / path.name)
+    with serve_app(create_app(Settings(database_url=url, environment="test"))) as base:
+        yield base
 
 
 def _login(page, base: str, name: str) -> None:  # type: ignore[no-untyped-def]
@@ -107,13 +70,11 @@ def _login(page, base: str, name: str) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_refer_accept_book_arrive_down_refer(server: str, tmp_path: Path) -> None:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     base = server
     expect.set_options(timeout=20_000)  # the machine is shared: be patient, never flaky
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                     args=CHROMIUM_ARGS)
+    with open_chromium() as browser:
         page = browser.new_context(viewport={"width": 1400, "height": 900},
                                    locale="zh-CN").new_page()
         page.set_default_timeout(20_000)
@@ -132,22 +93,22 @@ def test_refer_accept_book_arrive_down_refer(server: str, tmp_path: Path) -> Non
         page.fill("input[name=department]", "神经内科")
         page.fill("textarea[name=reason]", "右侧肢体无力2小时，疑似脑卒中")
         page.fill("textarea[name=summary]", "BP 170/100，NIHSS 6")
-        _shot(page, tmp_path, "01_form")
+        screenshot(page, tmp_path, "referral_01_form")
         page.click("#referral-form button[type=submit]")
         expect(page.locator("#status")).to_have_attribute("data-status", "requested")
         number = page.locator("h1").inner_text().split()[1]
-        _shot(page, tmp_path, "02_sent")
+        screenshot(page, tmp_path, "referral_02_sent")
 
         # the hospital sees it in its inbox and accepts it, booking a reserved slot
         _login(page, base, "desk")
         page.goto(base + "/referrals")
         expect(page.locator("#inbox")).to_contain_text(number)
-        _shot(page, tmp_path, "03_hospital_inbox")
+        screenshot(page, tmp_path, "referral_03_hospital_inbox")
         page.click(f"text={number}")
         page.click("#accept-form button[type=submit]")
         expect(page.locator("#status")).to_have_attribute("data-status", "scheduled")
         expect(page.locator("#appointment")).to_be_visible()
-        _shot(page, tmp_path, "04_scheduled")
+        screenshot(page, tmp_path, "referral_04_scheduled")
         page.click("#arrive")
         expect(page.locator("#status")).to_have_attribute("data-status", "arrived")
         page.fill("#down-form textarea[name=instructions]", "每两周随访血压，康复训练")
@@ -156,7 +117,7 @@ def test_refer_accept_book_arrive_down_refer(server: str, tmp_path: Path) -> Non
         page.click("#down-form button[type=submit]")
         expect(page.locator("h1")).to_contain_text("D")
         expect(page.locator("#status")).to_have_attribute("data-status", "requested")
-        _shot(page, tmp_path, "05_down_referral")
+        screenshot(page, tmp_path, "referral_05_down_referral")
 
         # the township centre acknowledges the down-referral
         _login(page, base, "centre")
@@ -164,9 +125,9 @@ def test_refer_accept_book_arrive_down_refer(server: str, tmp_path: Path) -> Non
         page.locator("#inbox a").first.click()
         page.click("text=确认接收")
         expect(page.locator("#status")).to_have_attribute("data-status", "accepted")
-        _shot(page, tmp_path, "06_centre_acknowledged")
+        screenshot(page, tmp_path, "referral_06_centre_acknowledged")
         page.goto(base + "/referrals/dashboard")
-        _shot(page, tmp_path, "07_dashboard")
+        screenshot(page, tmp_path, "referral_07_dashboard")
 
         # the hospital desk books a general place for another resident, then sees the day
         _login(page, base, "desk")
@@ -174,11 +135,28 @@ def test_refer_accept_book_arrive_down_refer(server: str, tmp_path: Path) -> Non
         page.goto(base + f"/booking?facility=H1&day={tomorrow}")
         page.select_option("select[name=resident_id]", index=1)
         page.locator("#slots input[name=slot_id]:not([disabled])").first.check()
-        _shot(page, tmp_path, "08_booking")
+        screenshot(page, tmp_path, "referral_08_booking")
         page.click("#book-submit")
         expect(page.locator(".alert.success")).to_contain_text("已预约")
         page.goto(base + f"/calendar?facility=H1&day={tomorrow}")
         expect(page.locator("#calendar")).to_contain_text("居民1")
-        _shot(page, tmp_path, "09_calendar")
+        screenshot(page, tmp_path, "referral_09_calendar")
+
+        # a county planner sees this month's two flows drawn as a Sankey diagram
+        _login(page, base, "planner")
+        failed: list[str] = []
+        page.on("requestfailed", lambda req: failed.append(req.url))
+        page.goto(base + f"/indicators?unit={COUNTY}&period={local_today():%Y-%m}")
+        sankey = page.locator("#flow-chart svg g.sankey")
+        expect(sankey).to_have_count(1)
+        links = sankey.locator("path.sankey-link")
+        expect(links).to_have_count(2)  # V1 → H1 up, H1 → T1 down
+        fills = links.evaluate_all("ls => ls.map(l => getComputedStyle(l).fill)")
+        assert sorted(fills) == ["rgb(43, 108, 176)", "rgb(47, 133, 90)"]  # blue up, green down
+        expect(sankey.locator("g.sankey-node")).to_have_count(4)  # senders left, receivers right
+        labels = sankey.locator("g.sankey-node text.node-label")
+        assert sorted(labels.all_text_contents()) == sorted(
+            ["东村卫生室", "县人民医院", "县人民医院", "甲镇卫生院"])
+        screenshot(page, tmp_path, "referral_10_indicator_flows")
+        assert failed == [], failed
         assert errors == []
-        browser.close()

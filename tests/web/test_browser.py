@@ -9,15 +9,11 @@ Without ``/usr/bin/chromium`` the test is skipped — except in CI (``CI=true``)
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from browser_support import need_chromium, open_chromium, screenshot, serve_app
 from sqlalchemy import func, select
 from web_county import PASSWORD, TOWNSHIP_NAMES, load
 
@@ -30,35 +26,11 @@ from tiercare.web.app import create_app
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
-SHOTS_COPY = Path("/work/helper-notes/screenshots")
-IN_CI = os.environ.get("CI", "").lower() == "true"
-
-
-def _need_chromium() -> None:
-    if CHROMIUM.exists():
-        return
-    message = f"{CHROMIUM} is not installed (apt-get install chromium)"
-    if IN_CI:
-        pytest.fail(message + " — required in CI")
-    pytest.skip(message)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     """Base URL of a running app on the test county, and its database URL."""
-    _need_chromium()
-    import uvicorn
-
+    need_chromium()
     url = f"sqlite:///{tmp_path_factory.mktemp('browser') / 'tiercare.db'}"
     engine = create_db_engine(url)
     upgrade(engine)
@@ -67,43 +39,15 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]
         session.commit()
         load(session)
     engine.dispose()
-    app = create_app(Settings(database_url=url, environment="test"))
-    port = _free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                            lifespan="off")
-    uv = uvicorn.Server(config)
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not uv.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("uvicorn did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", url
-    uv.should_exit = True
-    thread.join(timeout=10)
-    app.state.engine.dispose()
+    with serve_app(create_app(Settings(database_url=url, environment="test"))) as base:
+        yield base, url
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     """A headless Chromium driven by Playwright."""
-    _need_chromium()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                              args=CHROMIUM_ARGS)
+    with open_chromium() as chromium:
         yield chromium
-        chromium.close()
-
-
-def _shot(page: object, folder: Path, name: str) -> None:
-    path = folder / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)  # type: ignore[attr-defined]
-    if SHOTS_COPY.parent.exists():
-        SHOTS_COPY.mkdir(exist_ok=True)
-        shutil.copy(path, SHOTS_COPY / path.name)
 
 
 def _facility_count(url: str) -> int:
@@ -135,14 +79,14 @@ def test_browse_and_import(server: tuple[str, str], browser: object,
     page.fill("input[name=password]", "wrong-password")
     page.click("button[type=submit]")
     expect(page.locator(".alert.error")).to_contain_text("用户名或密码错误")
-    _shot(page, tmp_path, "01_login_error")
+    screenshot(page, tmp_path, "01_login_error")
     page.fill("input[name=password]", PASSWORD)
     page.click("button[type=submit]")
     expect(page).to_have_url(base + "/")
     expect(page.locator("h1")).to_contain_text("总览")
     expect(page.locator(".userbox")).to_contain_text("王规划")
     expect(page.locator("svg.svgmap path")).to_have_count(len(TOWNSHIP_NAMES) + 1)
-    _shot(page, tmp_path, "02_home")
+    screenshot(page, tmp_path, "02_home")
 
     # browse: county → township (via the tree) → a facility
     township = TOWNSHIP_NAMES[1]
@@ -150,12 +94,12 @@ def test_browse_and_import(server: tuple[str, str], browser: object,
     expect(page.locator("h1")).to_contain_text(township)
     expect(page.locator(".crumbs")).to_contain_text("示范县")
     expect(page.locator("svg.svgmap path.child")).to_have_count(9)
-    _shot(page, tmp_path, "03_township")
+    screenshot(page, tmp_path, "03_township")
     page.get_by_role("link", name=f"{township}卫生院", exact=True).first.click()
     expect(page.locator("h1")).to_contain_text(f"{township}卫生院")
     expect(page.locator("dl.facts")).to_contain_text("中心乡镇卫生院")
     expect(page.locator("svg.svgmap circle")).to_have_count(1)
-    _shot(page, tmp_path, "04_facility")
+    screenshot(page, tmp_path, "04_facility")
 
     # an import with errors: the report lists every bad row and nothing is written
     before = _facility_count(db_url)
@@ -175,30 +119,30 @@ def test_browse_and_import(server: tuple[str, str], browser: object,
     expect(rows.nth(0)).to_contain_text("division_code")
     expect(page.locator("table.problems")).to_contain_text("beds_general")
     expect(page.locator("table.problems")).to_contain_text("坐标不在所属区划内")
-    _shot(page, tmp_path, "05_import_errors")
+    screenshot(page, tmp_path, "05_import_errors")
     assert _facility_count(db_url) == before
 
     # the reports and the other pages render without script errors
     page.get_by_role("link", name="空白点").click()
     expect(page.locator("table.grid tbody tr").first).to_be_visible()
-    _shot(page, tmp_path, "06_blank_spots")
+    screenshot(page, tmp_path, "06_blank_spots")
     page.get_by_role("link", name="资源配置").click()
     expect(page.locator("#supply-charts .main-svg").first).to_be_visible()
-    _shot(page, tmp_path, "07_supply")
+    screenshot(page, tmp_path, "07_supply")
     page.get_by_role("link", name="标准化建设").click()
     page.get_by_role("link", name="评估 ›").first.click()
     page.locator("input[name=met]").nth(0).check()
     page.locator("input[name=met]").nth(2).check()
     page.get_by_role("button", name="保存评估").click()
     expect(page.locator("#assessment-result")).to_contain_text("得分")
-    _shot(page, tmp_path, "08_standards")
+    screenshot(page, tmp_path, "08_standards")
     page.get_by_role("link", name="医疗机构").click()
     page.fill("input[name=q]", "卫生院")
     page.get_by_role("button", name="查询").click()
     expect(page.locator("table.grid tbody tr")).to_have_count(5)
     page.get_by_role("link", name="English").click()
     expect(page.locator("h1")).to_contain_text("Health facilities")
-    _shot(page, tmp_path, "09_facilities_en")
+    screenshot(page, tmp_path, "09_facilities_en")
     page.get_by_role("link", name="Overview").click()
     expect(page.locator("h1")).to_contain_text("Divisions and service network")
     assert not errors, errors
