@@ -44,3 +44,17 @@ def test_immunization_demo_register(session):
     report = stock_report(session, SYSTEM, "VS01", today=TODAY)
     assert all(lot["on_hand"] >= 0 for lot in report["lots"])
     assert any(a["kind"] == "near_expiry" for a in report["alerts"])
+    # alternatives: JE dose 1 counts the children given JE-L or JE-I first (the products' own
+    # rows count only valid doses, and a product not chosen never counts)
+    je = pooled.loc[("JE", 1)]
+    assert je["eligible"] == pooled.loc[("JE-L", 1), "eligible"]
+    assert je["vaccinated"] == pooled.loc[("JE-L", 1), "vaccinated"] + \
+        pooled.loc[("JE-I", 1), "vaccinated"]
+    assert pooled.loc[("JE-I", 1), "vaccinated"] > 0 and pooled.loc[("HepA", 1), "vaccinated"] > 0
+    # the indicators' recorded-dose facts (imm_dosed_hepb_1: a HepB record numbered 1) agree with
+    # the coverage numerator, the demo's doses being valid
+    numbered = session.scalar(select(func.count(func.distinct(ImmunizationRecord.child_id)))
+                              .where(ImmunizationRecord.vaccine == "HepB",
+                                     ImmunizationRecord.dose_number == 1,
+                                     ImmunizationRecord.given_on <= TODAY))
+    assert numbered == pooled.loc[("HepB", 1), "vaccinated"]

@@ -5,22 +5,26 @@ work list slips, and a family looking up and booking, on both databases.
 from __future__ import annotations
 
 import datetime as dt
+import html
 
 import pytest
 from fastapi.testclient import TestClient
 from immunization_helpers import SECRET, identity, setup
-from sqlalchemy import select
+from sqlalchemy import func, select
 
+from tiercare.auth.models import AuditEntry
 from tiercare.auth.service import SYSTEM, create_user
 from tiercare.config import Settings
+from tiercare.immunization.common import as_utc
 from tiercare.immunization.models import (
     Booking,
     Child,
     ImmunizationRecord,
+    Release,
     VaccinationSession,
 )
 from tiercare.immunization.releases import ReleaseIn, create_release
-from tiercare.immunization.sites import SessionIn, open_session
+from tiercare.immunization.sites import BookingIn, SessionIn, book, open_session
 from tiercare.web.app import create_app
 
 
@@ -68,6 +72,8 @@ def test_immunization_pages_staff_and_family(client, session):
     assert slips.status_code == 200 and slips.text.count('class="slip"') >= 1
     cov = client.get("/immunization/coverage", params={"vaccine": "HepB", "dose": "1"})
     assert cov.status_code == 200 and "<svg" in cov.text
+    grouped = client.get("/immunization/coverage", params={"vaccine": "JE", "dose": "1"})
+    assert grouped.status_code == 200 and "<option selected>JE</option>" in grouped.text
     # the family page (no account)
     child = session.get(Child, client.ids[1])
     wrong = client.post("/immunization/family", data={"identity_number": child.id_number,
@@ -105,3 +111,135 @@ def test_immunization_pages_staff_and_family(client, session):
     assert "Confirmed" in one.text and "On the waiting list" in two.text
     assert again.status_code == 409 and "already_requested" in again.text
     assert "Confirmed" in mine.text and "place 1" in mine.text
+
+
+def _release_form(**changes: str) -> dict[str, str]:
+    form = {"code": "HPV-W1", "vaccine": "HPV", "doses": "30", "opens_at": "2030-03-01T09:00",
+            "closes_at": "", "mode": "arrival", "seed": "", "offer_hours": "24", "sex": "F",
+            "min_age": "9", "max_age": "45"}
+    return {**form, **changes}
+
+
+def test_site_manager_creates_releases_from_the_page(client, session):
+    """The manager's release form: each bad field named with its reason and nothing written;
+    good forms create an arrival release and a lottery with a published seed (local times)."""
+
+    def written() -> tuple[int, int]:
+        session.rollback()
+        return (session.scalar(select(func.count()).select_from(Release)),
+                session.scalar(select(func.count()).select_from(AuditEntry)))
+
+    _login(client)
+    page = client.get("/immunization/sites/VS1")
+    assert page.status_code == 200 and 'id="create-release"' in page.text
+    assert "创建放号" in page.text  # Chinese first
+    before = written()
+    refused = {
+        # text that is not a number or a time, a missing opening time
+        "parse": (_release_form(doses="thirty", opens_at="", seed="x"),
+                  {"doses": "not a whole number", "opens_at": "required",
+                   "seed": "not a whole number"}),
+        # the model's bounds and choices
+        "model": (_release_form(doses="0", mode="raffle", offer_hours="999"),
+                  {"doses": "greater than or equal to 1", "mode": "'arrival' or 'lottery'",
+                   "offer_hours": "less than or equal to 240"}),
+        "eligibility": (_release_form(min_age="50", max_age="45"),
+                        {"eligibility": "min_age is above max_age"}),
+        # the service's checks: catalogue, lottery closing time
+        "service": (_release_form(vaccine="NOPE", mode="lottery", closes_at="2030-03-01T08:00"),
+                    {"vaccine": "unknown vaccine 'NOPE'",
+                     "closes_at": "must be after opens_at"}),
+    }
+    for case, (form, expected) in refused.items():
+        r = client.post("/immunization/sites/VS1/releases", data=form)
+        text = html.unescape(r.text)
+        assert r.status_code == 422, case
+        for field, reason in expected.items():
+            assert f"field '{field}'" in text and reason in text, (case, field)
+            assert f'id="problem-{field}"' in text, (case, field)
+        assert f'value="{form["code"]}"' in text  # the form keeps what was typed
+        assert written() == before, case
+    # an arrival release, times in the site's local time (Asia/Shanghai, UTC+8)
+    made = client.post("/immunization/sites/VS1/releases", data=_release_form(),
+                       follow_redirects=False)
+    assert made.status_code == 303 and made.headers["location"].startswith(
+        "/immunization/sites/VS1?msg=")
+    session.rollback()
+    first = session.scalar(select(Release).where(Release.code == "HPV-W1"))
+    assert (first.vaccine, first.doses, first.mode, first.closes_at) == ("HPV", 30, "arrival",
+                                                                          None)
+    assert as_utc(first.opens_at) == dt.datetime(2030, 3, 1, 1, 0, tzinfo=dt.UTC)
+    assert first.eligibility == {"sex": "F", "min_age": 9, "max_age": 45}
+    # the same code again is refused, naming the field
+    again = client.post("/immunization/sites/VS1/releases", data=_release_form(doses="5"))
+    assert again.status_code == 422 and "a release with this code exists" in again.text
+    # a lottery with a published seed, open to everyone
+    lottery = client.post("/immunization/sites/VS1/releases", data=_release_form(
+        code="HPV-L1", mode="lottery", closes_at="2030-03-03T18:00", seed="20300301",
+        sex="", min_age="", max_age="", offer_hours="48"))
+    assert lottery.status_code == 200 and "HPV-L1" in lottery.text
+    session.rollback()
+    drawn = session.scalar(select(Release).where(Release.code == "HPV-L1"))
+    assert (drawn.mode, drawn.seed, drawn.offer_hours, drawn.eligibility) == (
+        "lottery", 20300301, 48, {})
+    assert as_utc(drawn.closes_at) == dt.datetime(2030, 3, 3, 10, 0, tzinfo=dt.UTC)
+    assert written()[0] == before[0] + 2
+    public = client.get("/immunization/releases/HPV-L1", params={"lang": "en"})
+    assert public.status_code == 200 and "published lottery (seed 20300301)" in public.text
+    # a planner sees the releases but may not create one
+    create_user(session, username="planner", password="planner-pass-1", role="planner",
+                division_code="140725")
+    session.commit()
+    client.get("/logout", follow_redirects=False)
+    r = client.post("/login", data={"username": "planner", "password": "planner-pass-1",
+                                    "next": "/immunization"}, follow_redirects=False)
+    assert r.status_code == 303
+    seen = client.get("/immunization/sites/VS1")
+    assert seen.status_code == 200 and "HPV-L1" in seen.text
+    assert 'id="create-release"' not in seen.text
+    denied = client.post("/immunization/sites/VS1/releases",
+                         data=_release_form(code="HPV-X"))
+    assert denied.status_code == 403 and written()[0] == before[0] + 2
+
+
+def test_reminders_page_and_export(client, session):
+    """The reminders list through the page, the JSON API and CSV; masked phones for a role
+    that does not see identifiers."""
+    target = session.scalar(select(VaccinationSession))
+    book(session, SYSTEM, BookingIn(session_id=target.id, vaccines=["HepB"],
+                                    child_id=client.ids[0]), secret=SECRET)
+    session.commit()
+    _login(client)
+    page = client.get("/immunization/reminders", params={"site": "VS1", "lang": "en"})
+    assert page.status_code == 200 and 'id="reminders"' in page.text
+    # every child is overdue; the nurse's scope (township 140725100) holds four of the six
+    assert page.text.count('class="reminder"') == 4
+    assert page.text.count('class="booking"') == 1 and "(booked)" in page.text
+    assert client.get("/immunization/reminders").status_code == 200
+    start = dt.date.today().isoformat()
+    data = client.get("/api/v1/immunization/reminders/families",
+                      params={"site": "VS1", "start": start}).json()
+    assert data["families"] == 4 and data["end"] == (
+        dt.date.today() + dt.timedelta(days=7)).isoformat()
+    first = next(e for e in data["items"] if e["child_id"] == client.ids[0])
+    assert first["bookings"][0]["on_date"] == target.on_date.isoformat()
+    assert first["phone"] == session.get(Child, client.ids[0]).guardian_phone
+    csv = client.get("/api/v1/immunization/reminders/families",
+                     params={"site": "VS1", "start": start, "format": "csv"})
+    assert csv.headers["content-type"].startswith("text/csv")
+    rows = csv.text.strip().splitlines()
+    assert rows[0] == "name,guardian,phone,village_code,bookings,due" and len(rows) == 5
+    bad = client.get("/api/v1/immunization/reminders/families",
+                     params={"site": "VS1", "start": start, "end": "2000-01-01"})
+    assert bad.status_code == 422
+    # a group manager of the county may list all six but sees masked phones
+    session.rollback()  # end the read snapshot before writing (SQLite)
+    create_user(session, username="manager", password="manager-pass-1", role="group_manager",
+                division_code="140725")
+    session.commit()
+    client.get("/logout", follow_redirects=False)
+    client.post("/login", data={"username": "manager", "password": "manager-pass-1",
+                                "next": "/immunization"}, follow_redirects=False)
+    masked = client.get("/api/v1/immunization/reminders/families",
+                        params={"site": "VS1", "start": start}).json()
+    assert masked["families"] == 6 and all("****" in e["phone"] for e in masked["items"])

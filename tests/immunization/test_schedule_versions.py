@@ -113,3 +113,14 @@ def test_extends_must_name_an_earlier_version(tmp_path: Path) -> None:
     (tmp_path / "schedule-x.json").write_text(json.dumps(bad), encoding="utf-8")
     with pytest.raises(InputError, match="extends unknown"):
         load_schedules(directory=tmp_path)
+
+
+def test_alternatives_group_may_not_take_a_series_id(tmp_path: Path) -> None:
+    """Coverage reports a group under its name next to the series' rows: names must differ."""
+    raw = json.loads((DATA_DIR / "schedule-2021.json").read_text(encoding="utf-8"))
+    for series in raw["series"]:
+        if series.get("alternatives") == "JE":
+            series["alternatives"] = "MMR"
+    (tmp_path / "schedule-2021.json").write_text(json.dumps(raw), encoding="utf-8")
+    with pytest.raises(InputError, match="alternatives group 'MMR' has the id of a series"):
+        load_schedules(directory=tmp_path)

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from tiercare.auth.service import Actor
 from tiercare.errors import InputError, NotFoundError, Problem
 from tiercare.immunization import records, releases, sites, stock, upload, worklists
-from tiercare.immunization.common import MAX_PAGE, begin_write, person_identity
+from tiercare.immunization.common import MAX_PAGE, WRITERS, begin_write, person_identity
 from tiercare.immunization.forecast import forecast, parse_child
 from tiercare.immunization.models import Child, Release, VaccinationSite
 from tiercare.immunization.records import FAMILY
@@ -31,7 +31,6 @@ from tiercare.registry.schemas import Page
 from tiercare.web.deps import ActorDep, SessionDep, SettingsDep
 
 router = APIRouter(prefix="/api/v1/immunization", tags=["immunization"])
-WRITERS = {"admin", "facility_staff", "village_doctor", "group_manager"}
 MAX_UPLOAD_BYTES = 64 * 1024 * 1024
 
 
@@ -276,6 +275,26 @@ def cancel_booking(booking_id: int, session: SessionDep, actor: WriterDep) -> di
 def list_reminders(session: SessionDep, actor: WriterDep, on_date: dt.date) -> list[dict]:
     """Who to remind (name, phone, site, time, vaccines) for a day."""
     return sites.reminders(session, actor, on_date=on_date)
+
+
+@router.get("/reminders/families",
+            summary="Families to remind: a booking or a due dose in the coming days")
+def family_reminders(session: SessionDep, actor: WriterDep, start: dt.date,
+                     end: dt.date | None = None, site: str | None = None,
+                     staff: str | None = None, village: str | None = None,
+                     format: str = "json") -> Any:  # noqa: A002
+    """List who to remind (nothing is sent); ``end`` defaults to a week after ``start``.
+
+    ``format=csv`` exports one line per family.
+    """
+    last = end or start + dt.timedelta(days=7)
+    items = worklists.reminder_list(session, actor, start=start, end=last, site=site,
+                                    staff=staff, village=village)
+    if format == "csv":
+        return Response(worklists.reminders_csv(items), media_type="text/csv",
+                        headers={"Content-Disposition": "attachment; filename=reminders.csv"})
+    return {"start": start.isoformat(), "end": last.isoformat(), "families": len(items),
+            "items": json.loads(json.dumps(items, default=str))}
 
 
 # --------------------------------------------------------------------------- family

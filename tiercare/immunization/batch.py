@@ -19,8 +19,9 @@ the range concerned), so adding months to millions of dates is two table look-up
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -171,6 +172,10 @@ class BatchForecast:
         Dose number each was judged as (0: none).
     invalid_reason:
         ``int8`` index into :data:`~tiercare.immunization.forecast.INVALID_REASONS`.
+    chosen:
+        For each alternatives group (``"JE"``, ``"HepA"``), the series each child follows as an
+        ``int16`` index into the version's ``series``: the product given first, else the
+        preferred one.
     """
 
     as_of: dt.date
@@ -183,6 +188,7 @@ class BatchForecast:
     invalid_row: NDArray[np.int64]
     invalid_dose: NDArray[np.int8]
     invalid_reason: NDArray[np.int8]
+    chosen: Mapping[str, NDArray[np.int16]] = dataclasses.field(default_factory=dict)
 
     def to_frame(self, *, statuses: Sequence[str] | None = None) -> pd.DataFrame:
         """Long table (child, vaccine, next_dose, status, earliest, overdue_after).
@@ -604,6 +610,7 @@ def forecast_batch(pop: Population, *, as_of: dt.date, book: ScheduleBook | None
         invalid_row=rows[sort].astype(np.int64),
         invalid_dose=np.concatenate(inv_dose)[sort].astype(np.int8),
         invalid_reason=np.concatenate(inv_reason)[sort].astype(np.int8),
+        chosen={group: pick.astype(np.int16) for group, pick in chosen.items()},
     )
 
 

@@ -19,6 +19,8 @@ MAX_PAGE = 500
 BIRTH_CERTIFICATE = re.compile(r"^[A-Z]\d{9}$")
 """Number of a medical birth certificate (出生医学证明): one letter and nine digits."""
 PHONE = re.compile(r"^\+?\d{7,15}$")
+WRITERS = frozenset({"admin", "facility_staff", "village_doctor", "group_manager"})
+"""Roles that vaccinate or run sites: only they change records, sessions and releases."""
 
 
 def keyed_digest(kind: str, value: str, *, secret: str) -> str:

@@ -272,7 +272,9 @@ def seed_demo_immunization(session: Session, *, seed: int, today: dt.date | None
     used: dict[tuple[int, str, str], int] = {}
     for row, history in zip(children, histories, strict=True):
         cid = child_ids[row["id_digest"]]
-        for vaccine, day in history:
+        number: dict[str, int] = {}  # the dose number a vaccinator writes: nth of the product
+        for vaccine, day in sorted(history, key=lambda item: item[1]):
+            number[vaccine] = number.get(vaccine, 0) + 1
             site_id = row["site_id"]
             options = lots.get((site_id, vaccine)) or [""]
             lot = options[-1] if (today - day).days > 30 else options[0]
@@ -281,7 +283,8 @@ def seed_demo_immunization(session: Session, *, seed: int, today: dt.date | None
                 "record_key": record_key(site_code="", source_id=None,
                                          child_digest=row["id_digest"], vaccine=vaccine,
                                          given_on=day), "child_id": cid,
-                "vaccine": vaccine, "dose_number": None, "given_on": day, "site_id": site_id,
+                "vaccine": vaccine, "dose_number": number[vaccine], "given_on": day,
+                "site_id": site_id,
                 "vaccinator": "", "lot": lot, "manufacturer": "",
                 "route": "PO" if vaccine == "bOPV" else ("ID" if vaccine == "BCG" else "IM"),
                 "body_site": "mouth" if vaccine == "bOPV" else "left_arm", "aefi": None})

@@ -3,7 +3,8 @@
 * vaccinators: ``/immunization/today`` (today's due list and bookings of a site),
   ``/immunization/children/{id}`` (record, forecast, *record a dose*);
 * site managers: ``/immunization/sites/{code}`` (sessions, stock and alerts, releases);
-* village doctors: ``/immunization/worklist`` (printable notice slips, CSV export);
+* village doctors: ``/immunization/worklist`` (printable notice slips, CSV export),
+  ``/immunization/reminders`` (families with a booking or a due dose in the coming days);
 * families (no account): ``/immunization/family`` (record, due doses, booking a session);
 * planners: ``/immunization/coverage`` (coverage table and the map of villages below target).
 
@@ -27,9 +28,15 @@ from jinja2 import ChoiceLoader, FileSystemLoader, pass_context
 from pydantic import ValidationError
 from sqlalchemy import select
 
-from tiercare.errors import ConflictError, InputError, NotFoundError
+from tiercare.errors import (
+    ConflictError,
+    InputError,
+    NotFoundError,
+    Problem,
+    problems_from_validation,
+)
 from tiercare.immunization import records, releases, sites, stock, worklists
-from tiercare.immunization.common import begin_write, in_scope
+from tiercare.immunization.common import WRITERS, begin_write, in_scope
 from tiercare.immunization.models import (
     Release,
     SessionVaccine,
@@ -204,6 +211,32 @@ async def record_dose_submit(request: Request, session: SessionDep, viewer: View
     return redirect(back, msg=f"{word}: {rec.vaccine} {rec.given_on.isoformat()}")
 
 
+@router.get("/immunization/reminders", response_class=HTMLResponse)
+def reminders_page(request: Request, session: SessionDep, viewer: ViewerDep, site: str = "",
+                   staff: str = "", start: str = "", days: str = "7") -> Response:
+    """Families to remind: a booking or a due dose in the coming days (a list; nothing sent)."""
+    choices = _my_sites(session, viewer)
+    chosen = site if site or staff else (choices[0].code if choices else "")
+    first = _day(start, dt.date.today())
+    span = int(days) if days.isdigit() else 7
+    families: list[dict[str, Any]] = []
+    error = None
+    if chosen or staff:
+        try:
+            families = worklists.reminder_list(
+                session, viewer.actor, start=first, end=first + dt.timedelta(days=span),
+                site=chosen or None, staff=staff or None)
+        except (InputError, NotFoundError) as exc:
+            error = explain(exc)
+    csv_link = "/api/v1/immunization/reminders/families?" + urlencode(
+        {k: v for k, v in {"site": chosen, "staff": staff, "start": first.isoformat(),
+                           "end": (first + dt.timedelta(days=span)).isoformat(),
+                           "format": "csv"}.items() if v})
+    return render(request, "imm_reminders.html", viewer=viewer, sites=choices, site=chosen,
+                  staff=staff, start=first, days=span, end=first + dt.timedelta(days=span),
+                  families=families, error=error, csv_link=csv_link)
+
+
 @router.get("/immunization/worklist", response_class=HTMLResponse)
 def worklist_page(request: Request, session: SessionDep, viewer: ViewerDep, site: str = "",
                   staff: str = "", start: str = "", end: str = "") -> Response:
@@ -232,9 +265,16 @@ def worklist_page(request: Request, session: SessionDep, viewer: ViewerDep, site
                   csv_link=csv_link)
 
 
-@router.get("/immunization/sites/{code}", response_class=HTMLResponse)
-def site_page(request: Request, session: SessionDep, viewer: ViewerDep, code: str) -> Response:
-    """Site manager: sessions of the next four weeks, stock with alerts, releases."""
+RELEASE_FORM_DEFAULTS = {"code": "", "vaccine": "HPV", "doses": "", "opens_at": "",
+                         "closes_at": "", "mode": "arrival", "seed": "", "offer_hours": "24",
+                         "sex": "", "min_age": "", "max_age": ""}
+"""The release form's fields (text as typed) and their initial values."""
+
+
+def _site_view(request: Request, session: Any, viewer: Viewer, code: str, *,
+               status_code: int = 200, release_form: dict[str, str] | None = None,
+               release_errors: dict[str, str] | None = None, error: str | None = None
+               ) -> Response:
     try:
         site = sites.site_by_code(session, code)
         sites.require_site(viewer.actor, site)
@@ -247,8 +287,105 @@ def site_page(request: Request, session: SessionDep, viewer: ViewerDep, code: st
     report = stock.stock_report(session, viewer.actor, code)
     rels = [releases.release_dict(session, r) for r in session.scalars(
         select(Release).where(Release.site_id == site.id).order_by(Release.opens_at.desc()))]
-    return render(request, "imm_site.html", viewer=viewer, site=sites.site_dict(session, site),
-                  sessions=upcoming, stock=report, releases=rels, today=today)
+    extra = {} if error is None else {"error": error}
+    return render(request, "imm_site.html", viewer=viewer, status_code=status_code,
+                  site=sites.site_dict(session, site), sessions=upcoming, stock=report,
+                  releases=rels, today=today, may_write=viewer.actor.role in WRITERS,
+                  release_form=release_form or RELEASE_FORM_DEFAULTS,
+                  release_errors=release_errors or {},
+                  vaccines=sorted(default_schedules().vaccines), **extra)
+
+
+@router.get("/immunization/sites/{code}", response_class=HTMLResponse)
+def site_page(request: Request, session: SessionDep, viewer: ViewerDep, code: str) -> Response:
+    """Site manager: sessions of the next four weeks, stock with alerts, releases."""
+    return _site_view(request, session, viewer, code)
+
+
+def release_input(values: dict[str, str], site_code: str, timezone: str) -> releases.ReleaseIn:
+    """Build the release described by the manager's form (text as typed).
+
+    Times are local wall-clock times (``YYYY-MM-DDTHH:MM``) in ``timezone``; sex and the age
+    bounds become the eligibility rule. Raises :class:`InputError` with one problem per bad
+    field (the form's field names), before anything is written.
+    """
+    problems: list[Problem] = []
+
+    def whole(name: str) -> int | None:
+        text = values.get(name, "").strip()
+        if not text:
+            return None
+        try:
+            return int(text)
+        except ValueError:
+            problems.append(Problem(reason="not a whole number", field=name))
+            return None
+
+    def moment(name: str) -> dt.datetime | None:
+        text = values.get(name, "").strip()
+        if not text:
+            return None
+        try:
+            local = dt.datetime.fromisoformat(text)
+        except ValueError:
+            problems.append(Problem(reason="not a date and time (YYYY-MM-DDTHH:MM)", field=name))
+            return None
+        return local if local.tzinfo else local.replace(tzinfo=ZoneInfo(timezone))
+
+    doses, seed, offer_hours = whole("doses"), whole("seed"), whole("offer_hours")
+    opens_at, closes_at = moment("opens_at"), moment("closes_at")
+    min_age, max_age = whole("min_age"), whole("max_age")
+    if doses is None and "doses" not in {p.field for p in problems}:
+        problems.append(Problem(reason="required", field="doses"))
+    if opens_at is None and "opens_at" not in {p.field for p in problems}:
+        problems.append(Problem(reason="required", field="opens_at"))
+    if problems:
+        raise InputError(problems)
+    rule: dict[str, Any] = {"sex": values.get("sex", "").strip() or None,
+                            "min_age": min_age, "max_age": max_age}
+    try:
+        return releases.ReleaseIn(
+            code=values.get("code", "").strip(), vaccine=values.get("vaccine", "").strip(),
+            site_code=site_code, doses=doses, opens_at=opens_at, closes_at=closes_at,
+            mode=values.get("mode", "").strip() or "arrival", seed=seed,
+            offer_hours=24 if offer_hours is None else offer_hours,
+            eligibility={k: v for k, v in rule.items() if v is not None})
+    except ValidationError as exc:
+        raise InputError(problems_from_validation(exc.errors())) from None
+
+
+@router.post("/immunization/sites/{code}/releases", response_class=HTMLResponse)
+async def create_release_submit(request: Request, session: SessionDep, viewer: ViewerDep,
+                                code: str) -> Response:
+    """Create a scarce-vaccine release from the manager's form.
+
+    A refused form is shown again (422) with each bad field and its reason; nothing is written.
+    """
+    form = await request.form()
+    values = {name: str(form.get(name, "")) for name in RELEASE_FORM_DEFAULTS}
+    if viewer.actor.role not in WRITERS:
+        return render(request, "imm_message.html", viewer=viewer, status_code=403,
+                      error=f"role '{viewer.actor.role}' may not create releases")
+    try:
+        site = sites.site_by_code(session, code)
+        sites.require_site(viewer.actor, site)
+        data = release_input(values, code, request.app.state.settings.timezone)
+        begin_write(session)
+        release = releases.create_release(session, viewer.actor, data)
+    except InputError as exc:
+        session.rollback()
+        errors: dict[str, str] = {}
+        for p in exc.problems:
+            name = p.field or ""
+            errors[name] = "; ".join(filter(None, [errors.get(name), p.reason]))
+        return _site_view(request, session, viewer, code, status_code=422,
+                          release_form=values, release_errors=errors, error=explain(exc))
+    except NotFoundError as exc:
+        session.rollback()
+        return render(request, "imm_message.html", viewer=viewer, status_code=404,
+                      error=explain(exc))
+    word = "已创建放号" if viewer.lang != "en" else "Release created"
+    return redirect(f"/immunization/sites/{code}", msg=f"{word}: {release.code}")
 
 
 @router.post("/immunization/sites/{code}/sessions", response_class=HTMLResponse)
@@ -290,7 +427,9 @@ def coverage_page(request: Request, session: SessionDep, viewer: ViewerDep,
         svg = builder.render()
     except InputError as exc:
         error = explain(exc)
-    series = [s.id for s in default_schedules().in_force(day).series if s.programme]
+    version = default_schedules().in_force(day)
+    series = [s.id for s in version.series if s.programme] + list(
+        worklists.alternative_groups(version))
     return render(request, "imm_coverage.html", viewer=viewer, rows=rows, svg=svg,
                   vaccine=vaccine, dose=dose, as_of=day, cohort=cohort, series=series,
                   error=error)

@@ -33,7 +33,7 @@ from datetime import timedelta
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -52,6 +52,7 @@ from tiercare.immunization.models import Release, ReleaseRequest
 from tiercare.immunization.schedule import default_schedules
 
 HOLDING = ("confirmed", "offered")
+ELIGIBILITY_KEYS = ("sex", "min_age", "max_age")
 
 
 class ReleaseIn(BaseModel):
@@ -71,6 +72,24 @@ class ReleaseIn(BaseModel):
     eligibility: dict[str, Any] = Field(default_factory=dict,
                                         description="e.g. {'sex': 'F', 'min_age': 9, "
                                                     "'max_age': 45}")
+
+    @field_validator("eligibility")
+    @classmethod
+    def _known_rule(cls, rule: dict[str, Any]) -> dict[str, Any]:
+        """Only ``sex`` (F or M) and whole ``min_age``/``max_age`` years, min ≤ max."""
+        unknown = sorted(set(rule) - set(ELIGIBILITY_KEYS))
+        if unknown:
+            raise ValueError(f"unknown keys {unknown}; allowed: {list(ELIGIBILITY_KEYS)}")
+        if "sex" in rule and rule["sex"] not in ("F", "M"):
+            raise ValueError("sex must be F or M")
+        for key in ("min_age", "max_age"):
+            value = rule.get(key)
+            if key in rule and (isinstance(value, bool) or not isinstance(value, int)
+                                or not 0 <= value <= 120):
+                raise ValueError(f"{key} must be a whole number of years from 0 to 120")
+        if rule.get("min_age", 0) > rule.get("max_age", 120):
+            raise ValueError("min_age is above max_age")
+        return rule
 
 
 class RequestIn(BaseModel):

@@ -23,6 +23,7 @@ from tiercare.auth.service import Actor, audit
 from tiercare.errors import ConflictError, InputError, NotFoundError, Problem
 from tiercare.immunization.common import (
     check_page,
+    mask_phone,
     person_identity,
     require_site,
     site_by_code,
@@ -474,7 +475,10 @@ def booking_dict(session: Session, b: Booking) -> dict[str, Any]:
 
 
 def reminders(session: Session, actor: Actor, *, on_date: dt.date) -> list[dict[str, Any]]:
-    """Bookings standing on ``on_date`` in the actor's scope with the phone to remind."""
+    """List the bookings standing on ``on_date`` in the actor's scope with the phone to remind.
+
+    The phone is masked unless the actor sees identifiers.
+    """
     rows = session.execute(
         select(Booking, VaccinationSession, VaccinationSite)
         .join(VaccinationSession, VaccinationSession.id == Booking.session_id)
@@ -485,7 +489,8 @@ def reminders(session: Session, actor: Actor, *, on_date: dt.date) -> list[dict[
     out = []
     for b, s, site in rows:
         slot = session.get(SessionSlot, b.slot_id) if b.slot_id else None
-        out.append({"booking_id": b.id, "name": b.person_name, "phone": b.phone,
+        phone = b.phone if actor.sees_identifiers else mask_phone(b.phone)
+        out.append({"booking_id": b.id, "name": b.person_name, "phone": phone,
                     "site_code": site.code, "site_name": site.name, "place": s.place,
                     "on_date": s.on_date.isoformat(),
                     "time": slot.start if slot else s.start, "vaccines": b.vaccines})

@@ -16,6 +16,13 @@ series and dose ``k`` (the series' default regimen):
 * *timeliness* for doses with a "complete before" age ``a``: ``timely_eligible`` = children aged
   at least ``a``; ``timely`` = those whose valid dose ``k`` was given before ``birth + a``;
   ``timeliness = timely / timely_eligible``.
+* *alternatives* (series sharing an ``alternatives`` group in the schedule data, e.g. JE-L and
+  JE-I as ``JE``, HepA-L and HepA-I as ``HepA``) are one series for coverage: rows named after
+  the group judge each child by the series it follows — the product given first, else the
+  preferred one, as the engine decides — so ``JE`` dose 1 counts a child whichever product it
+  got, and dose ``k`` uses the chosen series' dose ``k`` (its minimum age, its "complete
+  before" age; children whose series has fewer than ``k`` doses are not eligible for dose
+  ``k``). The rows of each product stay: children of the cohort given that product's dose.
 
 Monitoring targets (share by series-dose, a default, the near-expiry and stock-cover days) are
 versioned data in ``data/coverage-targets.json``.
@@ -32,6 +39,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
@@ -39,14 +47,29 @@ from tiercare.auth.service import Actor, audit
 from tiercare.errors import InputError
 from tiercare.immunization.batch import (
     NO_DATE,
+    BatchForecast,
     Population,
     category_code,
     encode_vaccines,
     forecast_batch,
 )
 from tiercare.immunization.common import mask_phone, require_site, site_by_code
-from tiercare.immunization.models import Child, ImmunizationRecord
-from tiercare.immunization.schedule import Duration, ScheduleBook, default_schedules
+from tiercare.immunization.models import (
+    Booking,
+    Child,
+    ImmunizationRecord,
+    SessionSlot,
+    VaccinationSession,
+    VaccinationSite,
+)
+from tiercare.immunization.schedule import (
+    DoseRule,
+    Duration,
+    ScheduleBook,
+    ScheduleVersion,
+    Series,
+    default_schedules,
+)
 from tiercare.registry.models import Division, StaffMember
 
 TARGETS_FILE = Path(__file__).with_name("data") / "coverage-targets.json"
@@ -214,9 +237,99 @@ def work_list(session: Session, actor: Actor, *, start: dt.date, end: dt.date,
     return out
 
 
+REMINDER_MAX_DAYS = 62
+"""Longest period of a reminders list (days)."""
+
+
+def reminder_list(session: Session, actor: Actor, *, start: dt.date, end: dt.date,
+                  site: str | None = None, staff: str | None = None,
+                  village: str | None = None) -> list[dict[str, Any]]:
+    """Families to remind for ``[start, end]``: a booking standing then, or a dose due.
+
+    A list to phone or message from (nothing is sent). One entry per child — and per
+    self-paid person booked without a child record, when a site is given — with ``bookings``
+    (date, time, site, place, vaccines) in the period and ``due`` (the :func:`work_list` lines:
+    overdue, due, or upcoming by ``end``; ``booked`` when a booking of the period covers the
+    vaccine). Scope as :func:`work_list`; phones masked unless the actor sees identifiers.
+    Entries are ordered by their first date (a booking's day, a due dose's earliest date or
+    ``start`` when it is already due), then name.
+    """
+    if end < start:
+        raise InputError.single("end before start", field="end")
+    if (end - start).days > REMINDER_MAX_DAYS:
+        raise InputError.single(f"at most {REMINDER_MAX_DAYS} days", field="end")
+    table = work_list(session, actor, start=start, end=end, site=site, staff=staff,
+                      village=village)
+    query = (select(Booking, VaccinationSession, VaccinationSite, Child, SessionSlot.start)
+             .join(VaccinationSession, VaccinationSession.id == Booking.session_id)
+             .join(VaccinationSite, VaccinationSite.id == VaccinationSession.site_id)
+             .outerjoin(Child, Child.id == Booking.child_id)
+             .outerjoin(SessionSlot, SessionSlot.id == Booking.slot_id)
+             .where(Booking.status == "booked", VaccinationSession.on_date >= start,
+                    VaccinationSession.on_date <= end))
+    if site:
+        query = query.where(VaccinationSite.code == site)  # checked by work_list
+    else:
+        query = query.where(Child.id.is_not(None), actor.division_clause(Child.village_code))
+    if staff:
+        query = query.where(Child.village_code.in_(_staff_villages(session, staff)))
+    if village:
+        query = query.where(Child.village_code.like(village.rstrip("0") + "%"))
+    shown = (lambda phone: phone) if actor.sees_identifiers else mask_phone
+    families: dict[Any, dict[str, Any]] = {}
+
+    def family(key: Any, **fields: Any) -> dict[str, Any]:
+        return families.setdefault(key, {**fields, "bookings": [], "due": []})
+
+    for b, s, where, c, slot_start in session.execute(
+            query.order_by(VaccinationSession.on_date, VaccinationSession.start, Booking.id)):
+        entry = family(("child", c.id) if c is not None else ("booking", b.id),
+                       child_id=c.id if c is not None else None,
+                       name=c.name if c is not None else b.person_name,
+                       guardian=c.guardian_name if c is not None else "",
+                       phone=shown((c.guardian_phone if c is not None else "") or b.phone),
+                       village_code=c.village_code if c is not None else None)
+        entry["bookings"].append({"booking_id": b.id, "on_date": s.on_date,
+                                  "time": slot_start or s.start, "site_code": where.code,
+                                  "place": s.place or "", "vaccines": list(b.vaccines)})
+    for line in table.itertuples():
+        entry = family(("child", int(line.child_id)), child_id=int(line.child_id),
+                       name=line.name, guardian=line.guardian, phone=line.phone,
+                       village_code=line.village_code)
+        booked = {v for bk in entry["bookings"] for v in bk["vaccines"]}
+        entry["due"].append({"vaccine": line.vaccine, "next_dose": int(line.next_dose),
+                             "status": line.status,
+                             "earliest": None if pd.isna(line.earliest) else line.earliest,
+                             "booked": line.vaccine in booked})
+
+    def first_day(entry: dict[str, Any]) -> dt.date:
+        days = [bk["on_date"] for bk in entry["bookings"]]
+        days += [max(d["earliest"] or start, start) for d in entry["due"]]
+        return min(days)
+
+    out = sorted(families.values(), key=lambda e: (first_day(e), e["name"]))
+    audit(session, actor, "list", "imm_reminders", site or staff or village or "",
+          detail=f"{start}..{end}: {len(out)} families")
+    return out
+
+
+def reminders_csv(items: list[dict[str, Any]]) -> str:
+    """Write the reminders list as CSV, one line per family (bookings and due doses as text)."""
+    frame = pd.DataFrame({
+        "name": [e["name"] for e in items], "guardian": [e["guardian"] for e in items],
+        "phone": [e["phone"] for e in items],
+        "village_code": [e["village_code"] or "" for e in items],
+        "bookings": ["; ".join(f"{b['on_date']} {b['time']} {b['site_code']} "
+                               f"{'+'.join(b['vaccines'])}" for b in e["bookings"])
+                     for e in items],
+        "due": ["; ".join(f"{d['vaccine']}-{d['next_dose']} {d['status']} {d['earliest'] or ''}"
+                          .rstrip() for d in e["due"]) for e in items]})
+    return frame.to_csv(index=False)
+
+
 def _valid_doses(pop: Population, doses: pd.DataFrame, as_of: dt.date,
-                 book: ScheduleBook) -> pd.DataFrame:
-    """Valid history rows with their series and dose number."""
+                 book: ScheduleBook) -> tuple[pd.DataFrame, BatchForecast]:
+    """Valid history rows with their series and dose number, and the batch forecast."""
     result = forecast_batch(pop, as_of=as_of, book=book)
     valid = np.ones(len(doses), dtype=bool)
     valid[result.invalid_row] = False
@@ -225,7 +338,7 @@ def _valid_doses(pop: Population, doses: pd.DataFrame, as_of: dt.date,
     rows["series"] = rows["vaccine"].map(version.product_series)
     rows = rows.dropna(subset=["series"])
     rows["dose"] = rows.groupby(["child", "series"]).cumcount() + 1
-    return rows
+    return rows, result
 
 
 def _shift(birth: pd.Series, age: Duration) -> pd.Series:
@@ -233,6 +346,50 @@ def _shift(birth: pd.Series, age: Duration) -> pd.Series:
     days = birth.dt.normalize()
     table = {b: pd.Timestamp(age.after(b.date())) for b in days.unique()}
     return days.map(table)
+
+
+def _dose_counts(children: pd.DataFrame, birth: pd.Series, keep: NDArray[np.bool_],
+                 as_of: pd.Timestamp,
+                 parts: list[tuple[NDArray[np.bool_], DoseRule, pd.Series]]) -> pd.DataFrame:
+    """Count one coverage row (a series dose) per division and cohort.
+
+    Each part is ``(followers, rule, given)``: the children judged by ``rule`` (a dose of the
+    series they follow) and the date each child was given that valid dose (indexed by child
+    position). A child belongs to one part at most.
+    """
+    n = len(children)
+    eligible = np.zeros(n, dtype=bool)
+    vaccinated = np.zeros(n, dtype=bool)
+    timely_eligible = np.zeros(n, dtype=bool)
+    timely = np.zeros(n, dtype=bool)
+    for followers, rule, given in parts:
+        mine = keep & followers
+        reached = mine & (_shift(birth, rule.min_age) <= as_of).to_numpy()
+        got = np.zeros(n, dtype=bool)
+        got[given.index.to_numpy()] = True
+        eligible |= reached
+        vaccinated |= reached & got
+        if rule.complete_before is not None:
+            limit = _shift(birth, rule.complete_before)
+            due_by = mine & (limit <= as_of).to_numpy()
+            when = pd.Series(pd.NaT, index=range(n), dtype="datetime64[ns]")
+            when.iloc[given.index.to_numpy()] = pd.to_datetime(given.to_numpy())
+            timely_eligible |= due_by
+            timely |= due_by & (when < limit).to_numpy()
+    frame = pd.DataFrame({
+        "division_code": children["division_code"], "cohort": children["cohort"],
+        "eligible": eligible, "vaccinated": vaccinated,
+        "timely_eligible": timely_eligible, "timely": timely})
+    return frame.groupby(["division_code", "cohort"], as_index=False).sum()
+
+
+def alternative_groups(version: ScheduleVersion) -> dict[str, list[Series]]:
+    """Programme alternatives groups of a schedule version (``{"JE": [JE-L, JE-I], ...}``)."""
+    groups: dict[str, list[Series]] = {}
+    for series in version.series:
+        if series.programme and series.alternatives is not None:
+            groups.setdefault(series.alternatives, []).append(series)
+    return groups
 
 
 def coverage(session: Session, actor: Actor, *, as_of: dt.date, level: str = "village",
@@ -249,7 +406,8 @@ def coverage(session: Session, actor: Actor, *, as_of: dt.date, level: str = "vi
     cohorts:
         Birth years (default: every year present).
     vaccines:
-        Series ids (default: every programme series).
+        Series ids or alternatives groups such as ``JE`` (default: every programme series
+        and every group).
     """
     if level not in ("village", "township"):
         raise InputError.single("level must be village or township", field="level")
@@ -270,38 +428,43 @@ def coverage(session: Session, actor: Actor, *, as_of: dt.date, level: str = "vi
         keep = children["cohort"].isin(cohorts).to_numpy()
     else:
         keep = np.ones(len(children), dtype=bool)
-    valid = _valid_doses(pop, doses, as_of, book)
+    valid, result = _valid_doses(pop, doses, as_of, book)
     targets = targets_in_force(as_of)
     as_of_ts = pd.Timestamp(as_of)
+    everyone = np.ones(len(children), dtype=bool)
+
+    def given(series_id: str, number: int) -> pd.Series:
+        rows = valid[(valid["series"] == series_id) & (valid["dose"] == number)]
+        return rows.set_index("child")["given_on"]
+
     parts = []
+
+    def add(name: str, number: int, counted: pd.DataFrame) -> None:
+        counted.insert(2, "vaccine", name)
+        counted.insert(3, "dose", number)
+        counted["target"] = targets.target(name, number)
+        parts.append(counted)
+
     for series in version.series:
         if not series.programme or (vaccines and series.id not in vaccines):
             continue
-        regimen = series.regimens[-1]
-        given = valid[valid["series"] == series.id]
-        for rule in regimen.doses:
-            earliest = _shift(birth, rule.min_age)
-            eligible = keep & (earliest <= as_of_ts).to_numpy()
-            hit = given[given["dose"] == rule.number].set_index("child")["given_on"]
-            got = np.zeros(len(children), dtype=bool)
-            got[hit.index.to_numpy()] = True
-            timely_eligible = np.zeros(len(children), dtype=bool)
-            timely = np.zeros(len(children), dtype=bool)
-            if rule.complete_before is not None:
-                limit = _shift(birth, rule.complete_before)
-                timely_eligible = keep & (limit <= as_of_ts).to_numpy()
-                when = pd.Series(pd.NaT, index=range(len(children)), dtype="datetime64[ns]")
-                when.iloc[hit.index.to_numpy()] = pd.to_datetime(hit.to_numpy())
-                timely = timely_eligible & (when < limit).to_numpy()
-            frame = pd.DataFrame({
-                "division_code": children["division_code"], "cohort": children["cohort"],
-                "eligible": eligible, "vaccinated": eligible & got,
-                "timely_eligible": timely_eligible, "timely": timely})
-            grouped = frame.groupby(["division_code", "cohort"], as_index=False).sum()
-            grouped.insert(2, "vaccine", series.id)
-            grouped.insert(3, "dose", rule.number)
-            grouped["target"] = targets.target(series.id, rule.number)
-            parts.append(grouped)
+        for rule in series.regimens[-1].doses:
+            add(series.id, rule.number, _dose_counts(
+                children, birth, keep, as_of_ts,
+                [(everyone, rule, given(series.id, rule.number))]))
+    position = {s.id: i for i, s in enumerate(version.series)}
+    for group, members in alternative_groups(version).items():
+        if vaccines and group not in vaccines:
+            continue
+        chosen = result.chosen[group]
+        longest = max(len(m.regimens[-1].doses) for m in members)
+        for number in range(1, longest + 1):
+            add(group, number, _dose_counts(children, birth, keep, as_of_ts, [
+                (chosen == position[m.id], m.regimens[-1].doses[number - 1],
+                 given(m.id, number))
+                for m in members if number <= len(m.regimens[-1].doses)]))
+    if not parts:
+        return pd.DataFrame(columns=columns)
     out = pd.concat(parts, ignore_index=True)
     out = out[out["eligible"] > 0].copy()
     out["coverage"] = out["vaccinated"] / out["eligible"]
