@@ -569,7 +569,7 @@ def _imm_ready(session: Session) -> bool:
 def _imm_doses(session: Session, units: Sequence[Unit], period: Period, *,
                vaccine: str | None = None) -> dict[str, float] | None:
     """Doses given in the period: by the child's village (divisions) or the giving site's
-    facility (facilities); ``vaccine`` matched case-insensitively."""
+    facility (facilities); ``vaccine`` in lower case with ``-`` written ``_`` (``je_l``)."""
     if not _imm_ready(session):
         return None
     sql = ("SELECT s.facility_id, c.village_code FROM imm_records r "
@@ -577,7 +577,7 @@ def _imm_doses(session: Session, units: Sequence[Unit], period: Period, *,
            "WHERE r.given_on >= :start AND r.given_on <= :end")
     params: dict[str, Any] = {"start": period.start, "end": period.end}
     if vaccine is not None:
-        sql += " AND lower(r.vaccine) = :vaccine"
+        sql += " AND replace(lower(r.vaccine), '-', '_') = :vaccine"
         params["vaccine"] = vaccine.lower()
     frame = pd.DataFrame(session.execute(text(sql), params).all(),
                          columns=["facility_id", "prefix"])
@@ -604,15 +604,19 @@ def _imm_children(session: Session, units: Sequence[Unit], period: Period, *,
 
 def _imm_dosed(session: Session, units: Sequence[Unit], period: Period, *, vaccine: str,
                dose: str) -> dict[str, float] | None:
-    """Registered children who had dose ``dose`` of ``vaccine`` by the end of the period."""
+    """Registered children with at least ``dose`` doses of ``vaccine`` by the end of the period.
+
+    Doses are counted, not read from the recorded dose number (which uploads may leave blank);
+    ``vaccine`` is the code in lower case with ``-`` written ``_`` (``je_l`` for JE-L).
+    """
     if not _imm_ready(session):
         return None
     rows = session.execute(text(
         "SELECT c.village_code, s.facility_id FROM imm_children c "
         "LEFT JOIN imm_sites s ON s.id = c.site_id "
-        "WHERE c.active = :yes AND c.birth_date <= :end AND EXISTS (SELECT 1 FROM imm_records r "
-        "WHERE r.child_id = c.id AND lower(r.vaccine) = :vaccine AND r.dose_number = :dose "
-        "AND r.given_on <= :end)"),
+        "WHERE c.active = :yes AND c.birth_date <= :end AND (SELECT COUNT(*) FROM imm_records r "
+        "WHERE r.child_id = c.id AND replace(lower(r.vaccine), '-', '_') = :vaccine "
+        "AND r.given_on <= :end) >= :dose"),
         {"yes": True, "end": period.end, "vaccine": vaccine.lower(), "dose": int(dose)}).all()
     frame = pd.DataFrame(rows, columns=["prefix", "facility_id"])
     frame["n"] = 1.0
@@ -667,11 +671,11 @@ def default_registry() -> FactRegistry:
                  pattern=r"imm_children(?:_aged_(?P<months>\d+)m)?")
     reg.register("imm_doses", "immunization",
                  "Doses given in the period (imm_doses[_<vaccine>])", _imm_doses,
-                 pattern=r"imm_doses(?:_(?P<vaccine>[a-z0-9]+))?")
+                 pattern=r"imm_doses(?:_(?P<vaccine>[a-z0-9_]+))?")
     reg.register("imm_dosed", "immunization",
                  "Children with dose D of vaccine V by the period's end "
                  "(imm_dosed_<vaccine>_<dose>)", _imm_dosed,
-                 pattern=r"imm_dosed_(?P<vaccine>[a-z0-9]+)_(?P<dose>\d+)")
+                 pattern=r"imm_dosed_(?P<vaccine>[a-z0-9_]+?)_(?P<dose>\d+)")
     return reg
 
 
