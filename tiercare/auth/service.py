@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 from dataclasses import dataclass
@@ -10,7 +11,7 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import ColumnElement, Select, bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from tiercare.auth.models import ApiToken, AuditEntry, User
@@ -164,7 +165,8 @@ def create_user(
     )
     session.add(user)
     session.flush()
-    audit(session, SYSTEM, "create", "user", str(user.id), after={"username": username, "role": role})
+    audit(session, SYSTEM, "create", "user", str(user.id),
+          after={"username": username, "role": role})
     return user
 
 
@@ -190,10 +192,39 @@ def issue_token(session: Session, user: User, *, hours: int, label: str = "") ->
     return token
 
 
-def user_for_token(session: Session, token: str) -> User:
-    """The active user owning an unexpired token."""
+@functools.cache
+def _token_actor_statement() -> Select[Any]:
+    """Token → user → facility / division in one ``SELECT`` (built once: runs per request)."""
+    from tiercare.registry.models import Division, Facility
+
+    token, user = ApiToken.__table__.c, User.__table__.c
+    facility, division = Facility.__table__, Division.__table__
+    return (
+        select(token.expires_at, user.id, user.username, user.role, user.active,
+               user.facility_id, user.division_id, facility.c.id.label("facility_found"),
+               facility.c.division_prefix, division.c.id.label("division_found"),
+               division.c.prefix)
+        .select_from(ApiToken.__table__
+                     .outerjoin(User.__table__, user.id == token.user_id)
+                     .outerjoin(facility, facility.c.id == user.facility_id)
+                     .outerjoin(division, division.c.id == user.division_id))
+        .where(token.token_sha256 == bindparam("digest")))
+
+
+def actor_for_token(session: Session, token: str) -> Actor:
+    """The :class:`Actor` of an unexpired token of an active user, in one query.
+
+    The scope is the one :func:`actor_for` gives; the token, its user and the user's facility
+    or division are read by a single joined ``SELECT`` of plain columns, because this runs on
+    every API request.
+
+    Raises
+    ------
+    NotFoundError
+        ``unknown token``, ``token expired`` or ``user inactive``.
+    """
     digest = hashlib.sha256(token.encode()).hexdigest()
-    row = session.scalar(select(ApiToken).where(ApiToken.token_sha256 == digest))
+    row = session.execute(_token_actor_statement(), {"digest": digest}).first()
     if row is None:
         raise NotFoundError("unknown token")
     expires = row.expires_at
@@ -201,10 +232,14 @@ def user_for_token(session: Session, token: str) -> User:
         expires = expires.replace(tzinfo=utcnow().tzinfo)
     if expires < utcnow():
         raise NotFoundError("token expired")
-    user = session.get(User, row.user_id)
-    if user is None or not user.active:
+    if row.id is None or not row.active:
         raise NotFoundError("user inactive")
-    return user
+    prefix = ""
+    if row.facility_id is not None:
+        prefix = row.division_prefix if row.facility_found is not None else "-"
+    elif row.division_id is not None:
+        prefix = row.prefix if row.division_found is not None else "-"
+    return Actor(row.id, row.username, row.role, prefix, row.facility_id)
 
 
 def audit(

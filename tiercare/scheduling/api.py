@@ -18,7 +18,7 @@ from tiercare.registry.schemas import Page
 from tiercare.scheduling import service
 from tiercare.scheduling.rules import china_calendar
 from tiercare.scheduling.service import ScheduleIn
-from tiercare.web.deps import ActorDep, SessionDep, SettingsDep
+from tiercare.web.deps import ActorDep, SessionDep, SettingsDep, own_transaction
 
 router = APIRouter(prefix="/api/v1", tags=["appointments"])
 Offset = Annotated[int, Query(ge=0)]
@@ -141,10 +141,11 @@ def create_appointment(data: BookIn, response: Response, session: SessionDep,
                        actor: ActorDep, idempotency_key: IdempotencyKey = None) -> dict:
     """Books a general place. 201 when booked, 200 when a retry with the same
     ``Idempotency-Key`` finds the first booking; 409 with a reason otherwise."""
-    start_write_transaction(session)
-    appointment, created = service.book(session, actor, slot_id=data.slot_id,
-                                        resident_id=data.resident_id,
-                                        idempotency_key=idempotency_key)
+    with own_transaction(session):
+        start_write_transaction(session)
+        appointment, created = service.book(session, actor, slot_id=data.slot_id,
+                                            resident_id=data.resident_id,
+                                            idempotency_key=idempotency_key)
     if not created:
         response.status_code = 200
     return service.appointment_dict(appointment)

@@ -26,6 +26,7 @@ wrong about the capacity rule (a concurrent cancellation at worst makes it conse
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -33,7 +34,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field
-from sqlalchemy import func, literal, or_, select, update
+from sqlalchemy import bindparam, func, literal, literal_column, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -422,14 +423,48 @@ def _fingerprint(resident_id: int, slot_id: int, pool: str) -> str:
     return f"{resident_id}:{slot_id}:{pool}"
 
 
-def _live_overlap(resident_id: int, exclude_id: int | None) -> Any:
-    """SQL: the resident holds a live appointment overlapping the slot being updated."""
-    clause = select(Appointment.id).where(
-        Appointment.resident_id == resident_id, Appointment.status.in_(LIVE_STATUSES),
-        Appointment.start < Slot.end, Appointment.end > Slot.start)
-    if exclude_id is not None:
-        clause = clause.where(Appointment.id != exclude_id)
+# The statements of the booking path run on every request of a flash crowd. Each is built
+# once per variant with bound parameters on the tables themselves: SQLAlchemy then reuses the
+# statement's cache key and compiled form, and skips the ORM bulk-update machinery. The live
+# statuses are inlined (an IN list of bound values is re-rendered at every execution).
+_slots = Slot.__table__
+_appointments = Appointment.__table__
+_residents = Resident.__table__
+_LIVE_VALUES = [literal_column(f"'{status}'") for status in LIVE_STATUSES]
+
+
+def _live_overlap(exclude: bool) -> Any:
+    """Build the SQL test "resident ``:resident_id`` holds an overlapping live appointment".
+
+    The overlap is with the slot row being read or updated; ``exclude`` leaves appointment
+    ``:exclude_id`` out (the one being rescheduled).
+    """
+    a = _appointments.c
+    clause = select(a.id).where(
+        a.resident_id == bindparam("resident_id"), a.status.in_(_LIVE_VALUES),
+        a.start < _slots.c.end, a.end > _slots.c.start)
+    if exclude:
+        clause = clause.where(a.id != bindparam("exclude_id"))
     return clause.exists()
+
+
+@functools.cache
+def _take_place_statement(pool: str, exclude: bool) -> Any:
+    """The conditional ``UPDATE … RETURNING`` of :func:`_take_place` for one pool."""
+    c = _slots.c
+    now = bindparam("now", type_=c.start.type)
+    rules = [c.id == bindparam("slot_id"), c.status == "open", c.start > now,
+             c.booked < c.capacity, ~_live_overlap(exclude)]
+    if pool == "referral":
+        rules += [c.referral_opens_at <= now, c.referral_booked < c.referral_capacity]
+        values = {"booked": c.booked + 1, "referral_booked": c.referral_booked + 1}
+    else:
+        rules += [c.opens_at <= now, or_(
+            c.booked - c.referral_booked < c.capacity - c.referral_capacity,
+            c.quota_returns_at <= now)]
+        values = {"booked": c.booked + 1}
+    return (update(_slots).where(*rules).values(**values)
+            .returning(c.start, c.end, c.facility_id, c.department))
 
 
 def _take_place(session: Session, slot_id: int, pool: str, now: datetime, resident_id: int,
@@ -440,19 +475,31 @@ def _take_place(session: Session, slot_id: int, pool: str, now: datetime, reside
     place in the pool, no overlapping live appointment of the resident; ``RETURNING`` gives
     what the appointment needs.
     """
-    rules = [Slot.id == slot_id, Slot.status == "open", Slot.start > now,
-             Slot.booked < Slot.capacity, ~_live_overlap(resident_id, exclude_id)]
-    if pool == "referral":
-        rules += [Slot.referral_opens_at <= now, Slot.referral_booked < Slot.referral_capacity]
-        values = {"booked": Slot.booked + 1, "referral_booked": Slot.referral_booked + 1}
-    else:
-        rules += [Slot.opens_at <= now, or_(
-            Slot.booked - Slot.referral_booked < Slot.capacity - Slot.referral_capacity,
-            Slot.quota_returns_at <= now)]
-        values = {"booked": Slot.booked + 1}
-    stmt = (update(Slot).where(*rules).values(**values)
-            .returning(Slot.start, Slot.end, Slot.facility_id, Slot.department))
-    return session.execute(stmt, execution_options={"synchronize_session": False}).first()
+    return session.execute(_take_place_statement(pool, exclude_id is not None), {
+        "slot_id": slot_id, "now": now, "resident_id": resident_id,
+        "exclude_id": exclude_id}).first()
+
+
+@functools.cache
+def _refusal_statement(with_key: bool, exclude: bool) -> Any:
+    """The one ``SELECT`` of :func:`_refusal` (slot row, overlap, prior use of the key)."""
+    c = _slots.c
+    key_used = (select(_appointments.c.id)
+                .where(_appointments.c.idempotency_key == bindparam("key")).exists()
+                if with_key else literal(False))
+    return select(c.status, c.start, c.opens_at, c.referral_opens_at, c.booked, c.capacity,
+                  _live_overlap(exclude).label("overlap"), key_used.label("key_used")
+                  ).where(c.id == bindparam("slot_id"))
+
+
+@functools.cache
+def _lock_resident_statement() -> Any:
+    """The conditional ``UPDATE`` that takes a resident's row lock (in the caller's scope)."""
+    r = _residents.c
+    return (update(_residents)
+            .where(r.id == bindparam("resident_id"), r.active.is_(True),
+                   r.village_code.like(bindparam("scope_like")))
+            .values(lock_version=r.lock_version + 1))
 
 
 def _refusal(session: Session, slot_id: int, pool: str, now: datetime, resident_id: int,
@@ -461,12 +508,10 @@ def _refusal(session: Session, slot_id: int, pool: str, now: datetime, resident_
     """Why a booking loses (one query). With ``precheck`` (before any write) only reasons a
     concurrent booking cannot undo are given, and none when ``precheck_key`` was used
     before (a retry must find its first booking); otherwise None."""
-    key_used = (select(Appointment.id).where(Appointment.idempotency_key == precheck_key)
-                .exists() if precheck_key is not None else literal(False))
-    row = session.execute(select(
-        Slot.status, Slot.start, Slot.opens_at, Slot.referral_opens_at, Slot.booked,
-        Slot.capacity, _live_overlap(resident_id, exclude_id).label("overlap"),
-        key_used.label("key_used")).where(Slot.id == slot_id)).first()
+    row = session.execute(
+        _refusal_statement(precheck_key is not None, exclude_id is not None),
+        {"slot_id": slot_id, "resident_id": resident_id, "exclude_id": exclude_id,
+         "key": precheck_key}).first()
     if precheck and row is not None and row.key_used:
         return None
     if row is None:
@@ -541,11 +586,8 @@ def book(session: Session, actor: Actor, *, slot_id: int, resident_id: int,
     #    SQLite write lock), so everything read below is current. Desk staff book for anyone;
     #    other roles only for residents living in their area.
     scope = "" if actor.role in STAFF_ROLES else actor.division_prefix
-    locked = session.execute(
-        update(Resident).where(Resident.id == resident_id, Resident.active.is_(True),
-                               Resident.village_code.like(scope + "%"))
-        .values(lock_version=Resident.lock_version + 1),
-        execution_options={"synchronize_session": False}).rowcount
+    locked = session.execute(_lock_resident_statement(),
+                             {"resident_id": resident_id, "scope_like": scope + "%"}).rowcount
     if locked != 1:
         raise NotFoundError(f"resident {resident_id}")
     fingerprint = _fingerprint(resident_id, slot_id, pool)

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy.orm import Session
 
 from tiercare.auth.models import User
-from tiercare.auth.service import Actor, actor_for, user_for_token
+from tiercare.auth.service import Actor, actor_for, actor_for_token
 from tiercare.config import Settings
 from tiercare.errors import NotFoundError
 
@@ -24,17 +26,65 @@ def get_settings_dep(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    """A session per request: committed when the handler succeeds, rolled back otherwise."""
-    session = request.app.state.sessions()
+def _commit_and_close(session: Session) -> None:
     try:
-        yield session
         session.commit()
     except BaseException:
         session.rollback()
         raise
     finally:
         session.close()
+
+
+def _rollback_and_close(session: Session) -> None:
+    try:
+        session.rollback()
+    finally:
+        session.close()
+
+
+def _pending(session: Session) -> bool:
+    """True while ending the session needs the database (a transaction or unsaved changes)."""
+    return session.in_transaction() or bool(session.new or session.dirty or session.deleted)
+
+
+async def get_session(request: Request) -> AsyncIterator[Session]:
+    """A session per request: committed when the handler succeeds, rolled back otherwise.
+
+    Opening a session does no I/O (its connection is taken at the first statement), so that
+    happens on the event loop; the commit (or rollback) and the close, which do I/O, run
+    together in one call on a worker thread. Every such call costs the event loop a thread
+    hand-off, and the event loop is what limits a worker under load, so a session whose
+    handler already ended its transaction (see :func:`own_transaction`) is closed in place.
+    """
+    session = request.app.state.sessions()
+    try:
+        yield session
+    except BaseException:
+        if _pending(session):
+            await run_in_threadpool(_rollback_and_close, session)
+        else:
+            session.close()
+        raise
+    if _pending(session):
+        await run_in_threadpool(_commit_and_close, session)
+    else:
+        session.close()
+
+
+@contextmanager
+def own_transaction(session: Session) -> Iterator[None]:
+    """Commit the request's transaction inside a sync handler, or roll it back on any error.
+
+    Same outcome as leaving it to :func:`get_session`, one thread hand-off fewer: for the
+    hottest write paths (booking).
+    """
+    try:
+        yield
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
 
 
 # scope="function": commit before the response is sent, so a client never sees a success
@@ -68,15 +118,13 @@ def get_actor(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Actor:
     """The caller: a bearer token (API) or the session cookie (pages calling the API)."""
-    user: User | None = None
     if credentials is not None:
         try:
-            user = user_for_token(session, credentials.credentials)
+            return actor_for_token(session, credentials.credentials)
         except NotFoundError as exc:
             raise HTTPException(status.HTTP_401_UNAUTHORIZED, f"invalid token: {exc}",
                                 headers={"WWW-Authenticate": "Bearer"}) from exc
-    else:
-        user = user_from_cookie(request, session)
+    user = user_from_cookie(request, session)
     if user is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "not authenticated",
                             headers={"WWW-Authenticate": "Bearer"})
