@@ -95,16 +95,26 @@ def user_create(
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port")] = 8000,
+    workers: Annotated[int, typer.Option(
+        min=1, help="Worker processes (one per CPU core in production)")] = 1,
     db: DbOption = None,
 ) -> None:
     """Run the web app and the API (open http://HOST:PORT/)."""
+    import os
+
     import uvicorn
 
     from tiercare.web.app import create_app
 
     settings = load_settings(db)
     console.print(f"TierCare on http://{host}:{port}/  (API docs: /docs)")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    if workers == 1:
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+        return
+    # each worker process builds its own app from the environment
+    os.environ["TIERCARE_DATABASE_URL"] = settings.database_url
+    uvicorn.run("tiercare.web.app:create_app", factory=True, host=host, port=port,
+                workers=workers, log_level="info")
 
 
 from tiercare.registry import cli as _registry_cli  # noqa: E402
