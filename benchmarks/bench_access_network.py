@@ -18,14 +18,16 @@ Compares, in one run and on the same synthetic graph:
 Each engine runs in its own subprocess so that its peak memory (``VmHWM``) is its own; the
 peak after loading the input arrays is reported too. tiercare and the floor run ``--repeat``
 times (default 3) and the fastest run counts, which damps the noise of a shared machine;
-pandana (minutes per run) runs once. Output: JSON on stdout.
+pandana (minutes per run) runs once. Both the wall time and the process CPU time are reported
+(tiercare and the floor are single-threaded, so their CPU time is what an idle machine's wall
+time would be). Output: JSON on stdout.
 
 Graph: a jittered grid about 100 m apart with primary/secondary/residential roads (70/50/25
 km/h), 12 % of the residential links missing, bends and 3 % one-way segments; demand and
 facilities uniform over it. ``--small`` runs a 150 x 150 grid with 5,000 demand points and 20
 facilities (pandana's precompute is then stopped after 60 s).
 
-Usage: ``.venv/bin/python benchmarks/bench_access_network.py [--small]``
+Usage: ``.venv/bin/python benchmarks/bench_access_network.py [--small] [--no-pandana]``
 """
 
 from __future__ import annotations
@@ -99,7 +101,7 @@ def worker_tiercare(d: dict[str, np.ndarray]) -> dict[str, object]:
     runs = []
     for _ in range(int(d["repeat"])):
         steps: dict[str, float] = {}
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         net = Network.from_arrays(d["xy"], u=d["u"], v=d["v"], time_uv=d["time_uv"],
                                   time_vu=d["time_vu"], crs="EPSG:32650")
         _ = net.graph_reversed
@@ -114,6 +116,7 @@ def worker_tiercare(d: dict[str, np.ndarray]) -> dict[str, object]:
         table = coverage_table(res.seconds, d["population"], THRESHOLDS)
         steps["coverage"] = time.perf_counter() - t
         steps["total"] = time.perf_counter() - t0
+        steps["cpu_total"] = time.process_time() - c0
         runs.append(steps)
         del net, fs, ds
     best = min(runs, key=lambda r: r["total"])
@@ -121,6 +124,7 @@ def worker_tiercare(d: dict[str, np.ndarray]) -> dict[str, object]:
     return {"seconds": best["total"], "steps": best,
             "query_seconds": best["total"] - best["build_graph"],
             "all_runs_seconds": [r["total"] for r in runs],
+            "cpu_seconds": min(r["cpu_total"] for r in runs),
             "covered": {str(k): float(table.iloc[0][f"covered_{k}"]) for k in THRESHOLDS},
             "peak_rss_mb": _peak_mb(), "peak_rss_after_loading_mb": loaded}
 
@@ -135,19 +139,20 @@ def worker_floor(d: dict[str, np.ndarray]) -> dict[str, object]:
     n = len(d["xy"])
     reverse = sp.csr_matrix((w, (b, a)), shape=(n, n))  # untimed: the floor is routing only
     sources = np.unique(cKDTree(d["xy"]).query(d["facilities"])[1])
-    runs = []
+    runs, cpu = [], []
     for _ in range(int(d["repeat"])):
-        t = time.perf_counter()
+        c, t = time.process_time(), time.perf_counter()
         dist = dijkstra(reverse, directed=True, indices=sources, min_only=True)
         runs.append(time.perf_counter() - t)
-    return {"seconds": min(runs), "all_runs_seconds": runs,
+        cpu.append(time.process_time() - c)
+    return {"seconds": min(runs), "all_runs_seconds": runs, "cpu_seconds": min(cpu),
             "reachable_vertices": int(np.isfinite(dist).sum()),
             "peak_rss_mb": _peak_mb(), "peak_rss_after_loading_mb": loaded}
 
 
 def worker_pandana(d: dict[str, np.ndarray]) -> dict[str, object]:
-    import pandas as pd
     import pandana
+    import pandas as pd
 
     loaded = _peak_mb()
     a, b, w = _directed(d)
@@ -173,8 +178,8 @@ def worker_pandana(d: dict[str, np.ndarray]) -> dict[str, object]:
 
 
 def worker_pandana_precompute(d: dict[str, np.ndarray]) -> dict[str, object]:
-    import pandas as pd
     import pandana
+    import pandas as pd
 
     # precompute's memory grows with vertices x vertices within 60 min: cap it so that a full
     # run cannot exhaust the machine (a refusal is reported as "failed")
@@ -218,6 +223,9 @@ def main() -> None:
                         help="runs of tiercare and of the floor; the fastest counts (default 3)")
     parser.add_argument("--timeout", type=float, default=1800.0,
                         help="seconds allowed to each engine (default 1800)")
+    parser.add_argument("--no-pandana", action="store_true",
+                        help="run tiercare and the floor only (quick iterations; the pandana "
+                             "ratios need a run without this flag)")
     parser.add_argument("--precompute-timeout", type=float, default=None,
                         help="seconds allowed to pandana's precompute(3600) (default 60 with "
                              "--small, else 180); its address space is capped at 6 GB")
@@ -239,9 +247,11 @@ def main() -> None:
                  facilities=random_points(graph["xy"], n_fac, seed=3),
                  population=rng.integers(50, 3000, n_demand).astype(float),
                  repeat=np.array(args.repeat))
-        results = {name: _run_worker(name, data, args.timeout)
-                   for name in ("tiercare", "floor", "pandana")}
-        results["pandana_precompute"] = _run_worker(
+        engines = ("tiercare", "floor") if args.no_pandana else ("tiercare", "floor", "pandana")
+        results = {name: _run_worker(name, data, args.timeout) for name in engines}
+        skipped = {"status": "skipped (--no-pandana)"}
+        results.setdefault("pandana", skipped)
+        results["pandana_precompute"] = skipped if args.no_pandana else _run_worker(
             "pandana_precompute", data,
             args.precompute_timeout or (60.0 if args.small else 180.0))
         agreement = None
@@ -262,6 +272,10 @@ def main() -> None:
         if floor_t:
             ratios["tiercare_end_to_end_over_floor"] = ours_t / floor_t
             ratios["tiercare_query_over_floor"] = results["tiercare"]["query_seconds"] / floor_t
+            # CPU time of the process: both engines are single-threaded, so this is the wall
+            # time of an idle machine, less sensitive to other load on a shared one
+            ratios["tiercare_end_to_end_over_floor_cpu"] = \
+                results["tiercare"]["cpu_seconds"] / results["floor"]["cpu_seconds"]
         pd_t = results["pandana"].get("seconds") or results["pandana"].get("seconds_at_least")
         if pd_t:
             key = "pandana_over_tiercare" if results["pandana"]["status"] == "ok" \

@@ -40,13 +40,14 @@ A 3-vertex line, 100 m per segment at 36 km/h (10 m/s → 10 s per segment):
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Literal
 
 import geopandas as gpd
+import numba
 import numpy as np
-import pandas as pd
 import pyproj
 import scipy.sparse as sp
 import shapely
@@ -114,8 +115,9 @@ class Network:
         ways are dropped.
         """
         xy = np.ascontiguousarray(node_xy, dtype=float)
-        uu, vv = np.asarray(u, dtype=np.int64), np.asarray(v, dtype=np.int64)
-        tuv, tvu = np.asarray(time_uv, dtype=float), np.asarray(time_vu, dtype=float)
+        # copies: the network must not change with the caller's arrays
+        uu, vv = np.array(u, dtype=np.int64), np.array(v, dtype=np.int64)
+        tuv, tvu = np.array(time_uv, dtype=float), np.array(time_vu, dtype=float)
         if xy.ndim != 2 or xy.shape[1] != 2:
             raise InputError.single("node_xy must have shape (n, 2)", field="node_xy")
         n = xy.shape[0]
@@ -123,14 +125,15 @@ class Network:
             raise InputError.single("u, v, time_uv and time_vu must have the same length")
         if uu.size and (min(uu.min(), vv.min()) < 0 or max(uu.max(), vv.max()) >= n):
             raise InputError.single("segment vertex index out of range", field="u")
-        if np.any(tuv < 0) or np.any(tvu < 0) or np.isnan(tuv).any() or np.isnan(tvu).any():
+        if not ((tuv >= 0).all() and (tvu >= 0).all()):  # NaN fails too
             raise InputError.single("travel times must be non-negative", field="time")
         if not offroad_kmh > 0:
             raise InputError.single("off-road speed must be positive", field="offroad_kmh")
         keep = np.isfinite(tuv) | np.isfinite(tvu)
-        return cls(crs=pyproj.CRS.from_user_input(crs), node_xy=xy, u=uu[keep], v=vv[keep],
-                   time_uv=tuv[keep], time_vu=tvu[keep], offroad_mps=offroad_kmh / 3.6,
-                   mode=mode)
+        if not keep.all():
+            uu, vv, tuv, tvu = uu[keep], vv[keep], tuv[keep], tvu[keep]
+        return cls(crs=pyproj.CRS.from_user_input(crs), node_xy=xy, u=uu, v=vv,
+                   time_uv=tuv, time_vu=tvu, offroad_mps=offroad_kmh / 3.6, mode=mode)
 
     @property
     def n_nodes(self) -> int:
@@ -149,20 +152,12 @@ class Network:
         Parallel segments between the same two vertices stay parallel entries (shortest paths
         take the fastest); use the sparsity pattern, not ``graph[a, b]``, which would sum them.
         """
-        fw, bw = np.isfinite(self.time_uv), np.isfinite(self.time_vu)
-        rows = np.concatenate([self.u[fw], self.v[bw]])
-        cols = np.concatenate([self.v[fw], self.u[bw]])
-        data = np.concatenate([self.time_uv[fw], self.time_vu[bw]])
-        return _csr(rows, cols, data, self.n_nodes)
+        return _csr(self.u, self.v, self.time_uv, self.time_vu, self.n_nodes)
 
     @cached_property
     def graph_reversed(self) -> sp.csr_matrix:
         """Reversed graph: an entry ``(b, a)`` holds the seconds from ``a`` to ``b``."""
-        fw, bw = np.isfinite(self.time_uv), np.isfinite(self.time_vu)
-        rows = np.concatenate([self.v[fw], self.u[bw]])
-        cols = np.concatenate([self.u[fw], self.v[bw]])
-        data = np.concatenate([self.time_uv[fw], self.time_vu[bw]])
-        return _csr(rows, cols, data, self.n_nodes)
+        return _csr(self.v, self.u, self.time_uv, self.time_vu, self.n_nodes)
 
     @cached_property
     def segment_lines(self) -> np.ndarray:
@@ -181,11 +176,12 @@ class _SnapIndex:
 
     Each segment is cut into pieces no longer than ``2 * half_gap`` and represented by the
     midpoints of its pieces, so every point of a segment lies within ``half_gap`` of one of
-    *its* samples. Samples are bucketed in square cells of side ``cell`` (sorted by cell, with
-    the cells of a grid column contiguous). A query looks at the block of cells within ``r``
-    of its own: every sample closer than ``r * cell`` is in it, so if the best segment found
-    there is at distance ``d`` with ``d + half_gap <= r * cell`` the answer is exact (the true
-    nearest segment has a sample within ``d + half_gap``); otherwise ``r`` doubles.
+    *its* samples. Samples are bucketed in square cells of side ``cell`` (a counting sort by
+    cell, with the cells of a grid column contiguous). A query scans square rings of cells
+    around its own, nearest first: once every sample closer than ``R`` has been scanned (``R``
+    being the distance from the point to the cells of the grid outside the block scanned) and
+    the best segment found is at distance ``d`` with ``d + half_gap <= R``, the answer is exact
+    (the true nearest segment has a sample within ``d + half_gap``).
     """
 
     origin: np.ndarray
@@ -194,112 +190,171 @@ class _SnapIndex:
     ny: int
     start: np.ndarray  # first sample of each cell (cells numbered x * ny + y), plus the end
     segment_of: np.ndarray  # segment of each sample, sorted by cell
-    seg_a: np.ndarray  # (n_samples, 2) start of each sample's segment, same order
-    seg_b: np.ndarray  # (n_samples, 2) end of each sample's segment
     half_gap: float
 
     @classmethod
     def build(cls, net: Network) -> _SnapIndex:
-        xy, m = net.node_xy, net.n_segments
-        a, b = xy[net.u], xy[net.v]
-        ab = b - a
-        length = np.sqrt(ab[:, 0] * ab[:, 0] + ab[:, 1] * ab[:, 1])
-        spacing = max(float(np.percentile(length[:: max(1, m // 100_000)], 90)), 1e-3)
-        pieces = np.maximum(np.ceil(length / spacing).astype(np.int64), 1)
-        if int(pieces.max()) == 1:
-            seg = np.arange(m)
-            samples = a + 0.5 * ab
-        else:
-            seg = np.repeat(np.arange(m), pieces)
-            rank = np.arange(len(seg)) - np.repeat(np.cumsum(pieces) - pieces, pieces)
-            frac = (rank + 0.5) / pieces[seg]
-            samples = a[seg] + frac[:, None] * ab[seg]
-        half_gap = float((length / pieces).max()) / 2.0
+        """Sample every segment and bucket the samples by cell."""
+        xy, u, v, m = net.node_xy, net.u, net.v, net.n_segments
+        sub = slice(None, None, max(1, m // 100_000))
+        length = np.hypot(*(xy[v[sub]] - xy[u[sub]]).T)
+        # at most about five samples per segment overall, whatever the lengths
+        spacing = max(float(np.percentile(length, 90)), float(length.mean()) / 4.0, 1e-3)
+        pieces, longest = _count_pieces(xy, u, v, spacing)
+        n_samples = int(pieces.sum())
         lo = np.array([xy[:, 0].min(), xy[:, 1].min()])
         extent = np.maximum(np.array([xy[:, 0].max(), xy[:, 1].max()]) - lo, 1e-3)
-        mean_gap = float(np.sqrt(extent[0] * extent[1] / len(samples)))
-        cell = max(half_gap, mean_gap, 1e-3)
-        while np.prod(np.floor(extent / cell) + 1) > 4 * len(samples) + 16:
+        half_gap = longest / 2.0
+        # cells of about two samples, at least ``half_gap`` wide
+        cell = max(half_gap, float(np.sqrt(2.0 * extent[0] * extent[1] / n_samples)), 1e-3)
+        while np.prod(np.floor(extent / cell) + 1) > 4 * n_samples + 16:
             cell *= 1.5
         nx, ny = (int(k) for k in np.floor(extent / cell) + 1)
-        cx = np.minimum(((samples[:, 0] - lo[0]) / cell).astype(np.int64), nx - 1)
-        cy = np.minimum(((samples[:, 1] - lo[1]) / cell).astype(np.int64), ny - 1)
-        key = cx * ny + cy
-        order = np.argsort(key)
-        start = np.zeros(nx * ny + 1, dtype=np.int64)
-        np.cumsum(np.bincount(key, minlength=nx * ny), out=start[1:])
-        seg = seg[order]
-        return cls(origin=lo, cell=cell, nx=nx, ny=ny, start=start, segment_of=seg,
-                   seg_a=np.ascontiguousarray(a[seg]), seg_b=np.ascontiguousarray(b[seg]),
+        index_type = np.int32 if max(nx * ny + 1, n_samples, m) < 2**31 - 1 else np.int64
+        start = np.zeros(nx * ny + 1, index_type)
+        segment_of = np.empty(n_samples, index_type)
+        _bucket_samples(xy, u, v, pieces, lo[0], lo[1], cell, nx, ny, start, segment_of)
+        return cls(origin=lo, cell=cell, nx=nx, ny=ny, start=start, segment_of=segment_of,
                    half_gap=half_gap)
 
-    def nearest(self, xy: np.ndarray) -> np.ndarray:
-        """Index of the nearest segment of each point (exact; ties to any of them)."""
-        best = np.zeros(len(xy), dtype=np.int64)
-        chunk = 20_000
-        for lo in range(0, len(xy), chunk):
-            best[lo:lo + chunk] = self._nearest_chunk(xy[lo:lo + chunk], 2)
-        return best
+    def nearest(self, xy: np.ndarray,
+                net: Network) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Find the nearest segment of each point of ``net`` (exact; ties to any of them).
 
-    def _nearest_chunk(self, xy: np.ndarray, r: int = 1) -> np.ndarray:
-        cx = np.floor((xy[:, 0] - self.origin[0]) / self.cell).astype(np.int64)
-        cy = np.floor((xy[:, 1] - self.origin[1]) / self.cell).astype(np.int64)
-        best = np.zeros(len(xy), dtype=np.int64)
-        todo = np.arange(len(xy))
-        while len(todo):
-            if r > 16 and len(todo) > 1:  # far from the roads: one at a time, bounded memory
-                for i in todo:
-                    best[i] = self._nearest_chunk(xy[i:i + 1], r)[0]
-                break
-            reach = np.maximum(np.maximum(cx[todo], self.nx - 1 - cx[todo]),
-                               np.maximum(cy[todo], self.ny - 1 - cy[todo]))
-            covers_all = r >= int(reach.max())  # the block holds every sample
-            seg, d, pid = self._candidates(xy[todo], cx[todo], cy[todo], r)
-            has = np.zeros(len(todo), bool)
-            if len(pid):
-                first = np.flatnonzero(np.r_[True, pid[1:] != pid[:-1]])
-                mins = np.minimum.reduceat(d, first)
-                owner = pid[first]
-                at_min = d == np.repeat(mins, np.diff(np.r_[first, len(pid)]))
-                pick = np.flatnonzero(at_min)
-                keep = np.r_[True, pid[pick][1:] != pid[pick][:-1]]
-                chosen = pick[keep]
-                best[todo[pid[chosen]]] = seg[chosen]
-                exact = mins + self.half_gap <= r * self.cell
-                has[owner[exact]] = True
-            if covers_all:
-                break
-            todo = todo[~has]
-            r *= 2
-        return best
+        Returns the segments, the position of each projection along its segment (0 at ``u``,
+        1 at ``v``) and the distances (metres).
+        """
+        pts = np.ascontiguousarray(xy, dtype=float)
+        # points in cell order share the cells (and segments) they read
+        cx = np.clip((pts[:, 0] - self.origin[0]) / self.cell, -1, self.nx).astype(np.int64)
+        cy = np.clip((pts[:, 1] - self.origin[1]) / self.cell, -1, self.ny).astype(np.int64)
+        order = np.argsort(cx * (self.ny + 2) + cy)
+        seg, frac, dist = (np.empty(len(pts), np.int64), np.empty(len(pts)),
+                           np.empty(len(pts)))
+        _nearest_segments(pts, order, net.node_xy, net.u, net.v, self.start, self.segment_of,
+                          self.origin[0], self.origin[1], self.cell, self.nx, self.ny,
+                          self.half_gap, seg, frac, dist)
+        return seg, frac, dist
 
-    def _candidates(self, xy: np.ndarray, cx: np.ndarray, cy: np.ndarray,
-                    r: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Segments of the samples in the cells within ``r`` of each point (point order)."""
-        dx = np.arange(-r, r + 1)
-        col = cx[:, None] + dx[None, :]
-        y0 = np.clip(cy - r, 0, self.ny - 1)[:, None]
-        y1 = np.clip(cy + r, 0, self.ny - 1)[:, None]
-        valid = (col >= 0) & (col < self.nx) & (cy[:, None] + r >= 0) & \
-            (cy[:, None] - r < self.ny)
-        colc = np.clip(col, 0, self.nx - 1)
-        first = np.where(valid, self.start[colc * self.ny + y0], 0)
-        last = np.where(valid, self.start[colc * self.ny + y1 + 1], 0)
-        counts = (last - first).ravel()
-        total = int(counts.sum())
-        pid = np.repeat(np.repeat(np.arange(len(xy)), len(dx)), counts)
-        offsets = np.repeat(first.ravel() - np.cumsum(counts) + counts, counts)
-        sample = offsets + np.arange(total)
-        p = xy[pid]
-        a, b = self.seg_a[sample], self.seg_b[sample]
-        abx, aby = b[:, 0] - a[:, 0], b[:, 1] - a[:, 1]
-        apx, apy = p[:, 0] - a[:, 0], p[:, 1] - a[:, 1]
-        denom = abx * abx + aby * aby
-        with np.errstate(invalid="ignore", divide="ignore"):
-            f = np.clip((apx * abx + apy * aby) / denom, 0.0, 1.0)
-        f[denom == 0] = 0.0
-        ex, ey = apx - f * abx, apy - f * aby
-        return self.segment_of[sample], np.sqrt(ex * ex + ey * ey), pid
+
+@numba.njit(cache=True, nogil=True)
+def _count_pieces(xy: np.ndarray, u: np.ndarray, v: np.ndarray,
+                  spacing: float) -> tuple[np.ndarray, float]:
+    """Count the pieces no longer than ``spacing`` of each segment; return the longest too."""
+    pieces = np.empty(len(u), np.int32)
+    longest = 0.0
+    for s in range(len(u)):
+        dx = xy[v[s], 0] - xy[u[s], 0]
+        dy = xy[v[s], 1] - xy[u[s], 1]
+        length = math.sqrt(dx * dx + dy * dy)
+        p = max(1, int(math.ceil(length / spacing)))
+        pieces[s] = p
+        longest = max(longest, length / p)
+    return pieces, longest
+
+
+@numba.njit(cache=True, nogil=True)
+def _bucket_samples(xy: np.ndarray, u: np.ndarray, v: np.ndarray, pieces: np.ndarray,
+                    x0: float, y0: float, cell: float, nx: int, ny: int, start: np.ndarray,
+                    segment_of: np.ndarray) -> None:
+    """Sort the piece midpoints by cell (a counting sort).
+
+    Fills ``start`` (zeros on entry) with the first sample of each cell, plus the end, and
+    ``segment_of`` with the segment of each sample.
+    """
+    key = np.empty(len(segment_of), start.dtype)
+    k = 0
+    for s in range(len(u)):
+        ax, ay = xy[u[s], 0], xy[u[s], 1]
+        dx, dy = xy[v[s], 0] - ax, xy[v[s], 1] - ay
+        p = pieces[s]
+        for i in range(p):
+            f = (i + 0.5) / p
+            cx = min(max(int((ax + f * dx - x0) / cell), 0), nx - 1)
+            cy = min(max(int((ay + f * dy - y0) / cell), 0), ny - 1)
+            key[k] = cx * ny + cy
+            start[key[k] + 1] += 1
+            k += 1
+    for c in range(nx * ny):
+        start[c + 1] += start[c]
+    fill = start[:-1].copy()
+    k = 0
+    for s in range(len(u)):
+        for _i in range(pieces[s]):
+            segment_of[fill[key[k]]] = s
+            fill[key[k]] += 1
+            k += 1
+
+
+@numba.njit(cache=True, nogil=True)
+def _nearest_segments(pts: np.ndarray, order: np.ndarray, xy: np.ndarray, u: np.ndarray,
+                      v: np.ndarray, start: np.ndarray, segment_of: np.ndarray, x0: float,
+                      y0: float, cell: float, nx: int, ny: int, half_gap: float,
+                      seg: np.ndarray, frac: np.ndarray, dist: np.ndarray) -> None:
+    """Write the nearest segment of each point into ``seg``, ``frac`` and ``dist``.
+
+    Points are taken in ``order``; each scans rings of cells outwards (see ``_SnapIndex``).
+    """
+    for i in order:
+        px, py = pts[i, 0], pts[i, 1]
+        # position in cells (bounded so that cell numbers fit in 64 bits)
+        fx = min(max((px - x0) / cell, -1e15), 1e15)
+        fy = min(max((py - y0) / cell, -1e15), 1e15)
+        cx, cy = int(math.floor(fx)), int(math.floor(fy))
+        gap_x = max(0.0, -fx, fx - nx)  # distance (in cells) to the grid's columns
+        gap_y = max(0.0, -fy, fy - ny)
+        # rings nearer than the grid hold no cell: start at the first one that may
+        r = max(0, cx - (nx - 1), -cx, cy - (ny - 1), -cy)
+        best, best_seg = math.inf, -1
+        while True:
+            for ix in range(max(cx - r, 0), min(cx + r, nx - 1) + 1):
+                # the whole column on the left and right sides of the ring, else its two ends
+                edge = ix == cx - r or ix == cx + r
+                step = 1 if edge else 2 * r
+                iy = max(cy - r, 0) if edge else cy - r
+                while iy <= min(cy + r, ny - 1):
+                    if iy >= 0:
+                        c = ix * ny + iy
+                        for k in range(start[c], start[c + 1]):
+                            s = segment_of[k]
+                            ax, ay = xy[u[s], 0], xy[u[s], 1]
+                            dx, dy = xy[v[s], 0] - ax, xy[v[s], 1] - ay
+                            wx, wy = px - ax, py - ay
+                            len2 = dx * dx + dy * dy
+                            f = 0.0
+                            if len2 > 0.0:
+                                f = min(max((wx * dx + wy * dy) / len2, 0.0), 1.0)
+                            ex, ey = wx - f * dx, wy - f * dy
+                            d2 = ex * ex + ey * ey
+                            if d2 < best or best_seg < 0:
+                                best, best_seg = d2, s
+                    iy += step
+            # distance (in cells) from the point to the cells left unscanned: the strips of
+            # the grid beyond each side of the block
+            reach = math.inf
+            if cx - r > 0:
+                reach = min(reach, math.hypot(fx - (cx - r), gap_y))
+            if cx + r < nx - 1:
+                reach = min(reach, math.hypot(cx + r + 1 - fx, gap_y))
+            if cy - r > 0:
+                reach = min(reach, math.hypot(fy - (cy - r), gap_x))
+            if cy + r < ny - 1:
+                reach = min(reach, math.hypot(cy + r + 1 - fy, gap_x))
+            if best_seg >= 0 and math.sqrt(best) + half_gap <= reach * cell:
+                break
+            if reach == math.inf:  # the block holds the whole grid
+                break
+            r += 1
+        s = best_seg
+        ax, ay = xy[u[s], 0], xy[u[s], 1]
+        dx, dy = xy[v[s], 0] - ax, xy[v[s], 1] - ay
+        wx, wy = px - ax, py - ay
+        len2 = dx * dx + dy * dy
+        f = 0.0
+        if len2 > 0.0:
+            f = min(max((wx * dx + wy * dy) / len2, 0.0), 1.0)
+        d = math.hypot(wx - f * dx, wy - f * dy)
+        seg[i], frac[i], dist[i] = s, f, 0.0 if d < 1e-6 else d
 
 
 @dataclass(frozen=True)
@@ -491,15 +546,7 @@ def snap(network: Network, points: gpd.GeoDataFrame | gpd.GeoSeries | np.ndarray
     xy = project_points(network, points)
     if network.n_segments == 0:
         raise InputError.single("the network has no segment", code="empty")
-    seg = network.snap_index.nearest(xy)
-    a, b = network.node_xy[network.u[seg]], network.node_xy[network.v[seg]]
-    ab = b - a
-    denom = np.einsum("ij,ij->i", ab, ab)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        f = np.einsum("ij,ij->i", xy - a, ab) / denom
-    f = np.clip(np.where(denom > 0, f, 0.0), 0.0, 1.0)
-    d = np.hypot(*(xy - (a + f[:, None] * ab)).T)
-    d = np.where(d < 1e-6, 0.0, d)
+    seg, f, d = network.snap_index.nearest(xy, network)
     return Snapped(segment=seg, frac=f, offroad_m=d, offroad_s=d / network.offroad_mps)
 
 
@@ -701,16 +748,42 @@ def components(
                            population=pop, facilities=fac, stranded_population=stranded)
 
 
-def _csr(rows: np.ndarray, cols: np.ndarray, data: np.ndarray, n: int) -> sp.csr_matrix:
-    """CSR matrix from edge lists, keeping parallel entries (SciPy's COO route would sum them)."""
-    index_type = np.int32 if n < 2**31 - 1 else np.int64
-    fast = sp.coo_matrix((data, (rows.astype(index_type), cols.astype(index_type))),
-                         shape=(n, n)).tocsr()
-    if fast.nnz == len(rows):  # no parallel entries were merged
-        return fast
-    order = np.argsort(rows, kind="stable")
-    indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n))])
-    return sp.csr_matrix((data[order], cols[order].astype(index_type), indptr), shape=(n, n))
+def _csr(rows: np.ndarray, cols: np.ndarray, forward: np.ndarray, backward: np.ndarray,
+         n: int) -> sp.csr_matrix:
+    """CSR matrix with entries ``(rows, cols) = forward`` and ``(cols, rows) = backward``.
+
+    Infinite values are left out; parallel entries are kept (SciPy's COO route would sum them).
+    """
+    nnz = int(np.isfinite(forward).sum() + np.isfinite(backward).sum())
+    index_type = np.int32 if max(n, nnz) < 2**31 - 1 else np.int64
+    indptr = np.zeros(n + 1, index_type)
+    indices = np.empty(nnz, index_type)
+    data = np.empty(nnz)
+    _fill_csr(rows, cols, forward, backward, indptr, indices, data)
+    return sp.csr_matrix((data, indices, indptr), shape=(n, n))
+
+
+@numba.njit(cache=True, nogil=True)
+def _fill_csr(rows: np.ndarray, cols: np.ndarray, forward: np.ndarray, backward: np.ndarray,
+              indptr: np.ndarray, indices: np.ndarray, data: np.ndarray) -> None:
+    """Sort the finite entries of :func:`_csr` by row (a counting sort; ``indptr`` zeros)."""
+    for s in range(len(rows)):
+        if math.isfinite(forward[s]):
+            indptr[rows[s] + 1] += 1
+        if math.isfinite(backward[s]):
+            indptr[cols[s] + 1] += 1
+    for i in range(len(indptr) - 1):
+        indptr[i + 1] += indptr[i]
+    fill = indptr[:-1].copy()
+    for s in range(len(rows)):
+        if math.isfinite(forward[s]):
+            indices[fill[rows[s]]] = cols[s]
+            data[fill[rows[s]]] = forward[s]
+            fill[rows[s]] += 1
+        if math.isfinite(backward[s]):
+            indices[fill[cols[s]]] = rows[s]
+            data[fill[cols[s]]] = backward[s]
+            fill[cols[s]] += 1
 
 
 def _part(frac: np.ndarray, t: np.ndarray) -> np.ndarray:
@@ -757,13 +830,16 @@ def _augmented(net: Network, src: Snapped,
 def _same_segment(net: Network, origins: Snapped, dest: Snapped,
                   reverse: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Direct trips along a shared segment (origin, destination, seconds)."""
-    o = pd.DataFrame({"seg": origins.segment, "o": np.arange(len(origins))})
-    d = pd.DataFrame({"seg": dest.segment, "d": np.arange(len(dest))})
-    pairs = o.merge(d, on="seg")
-    if pairs.empty:
+    by_segment = np.argsort(origins.segment, kind="stable")
+    sorted_seg = origins.segment[by_segment]
+    lo = np.searchsorted(sorted_seg, dest.segment, side="left")
+    counts = np.searchsorted(sorted_seg, dest.segment, side="right") - lo
+    total = int(counts.sum())
+    if total == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
-    oi, di = pairs["o"].to_numpy(), pairs["d"].to_numpy()
-    seg = pairs["seg"].to_numpy()
+    di = np.repeat(np.arange(len(dest)), counts)
+    oi = by_segment[np.repeat(lo - (np.cumsum(counts) - counts), counts) + np.arange(total)]
+    seg = dest.segment[di]
     fo, fd = origins.frac[oi], dest.frac[di]
     start, end = (fd, fo) if reverse else (fo, fd)
     step = end - start
