@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 from functools import cache
-from pathlib import Path
 
 import networkx as nx
 import numpy as np
 import pyproj
 import pytest
 import shapely
+from realdata import SHARED_DATA
 from scipy.spatial import cKDTree
 
 from tiercare.planning.access import coverage_table
 from tiercare.planning.network import Network, build_network, nearest_facility, snap
 from tiercare.planning.roads import read_osm
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "osm"
+DATA = SHARED_DATA / "osm"
 ANDORRA = DATA / "andorra.osm.pbf"
 HELSINKI = DATA / "helsinki.osm.pbf"
 
