@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import time
 
 import numpy as np
 import pytest
@@ -328,3 +329,63 @@ def test_bounds_valid_against_exact_mip(seed: int) -> None:
         res = MCLP.from_cost_matrix(costs, w, threshold=t / 2, p=3).solve(**kwargs)
         assert res.bound >= exact_m.objective * (1 - 1e-9)
         assert res.objective <= exact_m.objective * (1 + 1e-9)
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("engine", ["lp", "lagrangian"])
+def test_mclp_large_model_paths_on_small_instances(monkeypatch, seed: int, engine: str) -> None:
+    """The LP-dual and Lagrangian paths (used on large models) give valid bounds and, with
+    the reduced MIP, the optimum found by enumeration, with and without fixed sites."""
+    import tiercare.planning.locate as locate
+
+    monkeypatch.setattr(locate, "_SMALL_COVER_NNZ", 0)
+    if engine == "lagrangian":
+        monkeypatch.setattr(locate, "_LP_COVER_NNZ", 0)
+    costs, w = instance(300 + seed, n=14, m=8)
+    t = float(np.quantile(costs, 0.3))
+    fixed = [seed % 8] if seed % 2 else []
+    p = 3
+    opt = bf_mclp(costs, w, t, p, fixed=fixed)
+    for method in ("auto", "heuristic"):
+        res = MCLP.from_cost_matrix(costs, w, threshold=t, p=p, fixed=fixed).solve(
+            method=method)
+        assert res.bound >= opt - 1e-6
+        assert res.objective <= opt + 1e-6
+        assert res.covered_weight == pytest.approx(res.objective)
+        assert f"+{engine}" in res.method
+        if method == "auto":
+            assert res.objective == pytest.approx(opt)
+            assert res.status == "optimal"
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_lagrangian_value_bounds_for_any_multipliers(seed: int) -> None:
+    """``L(lam)`` is >= the optimum for every ``lam`` in [0, W] and equals the LP value at the
+    LP's row duals."""
+    from tiercare.planning import _locate_cover as cover
+
+    costs, w = instance(400 + seed, n=14, m=8)
+    t = float(np.quantile(costs, 0.3))
+    p = 2 + seed % 2
+    opt = bf_mclp(costs, w, t, p)
+    model = MCLP.from_cost_matrix(costs, w, threshold=t, p=p)
+    inst = model.instance
+    g = cover.make_groups(inst.costs, inst.weights, radius=t, open_=inst.fixed,
+                          usable=~inst.forbidden)
+    free = np.ones(inst.costs.m, dtype=bool)
+    rng = np.random.default_rng(seed)
+    for lam in (np.zeros(g.size), g.weight, rng.uniform(0, 1, g.size) * g.weight):
+        bound, sigma = cover.lagrangian_value(g, lam, free=free, k=p)
+        assert bound >= opt - 1e-9
+        assert sigma.shape == (inst.costs.m,)
+    _, lp = cover.cover_mip(g, m=inst.costs.m, free=free, objective="max", count=p,
+                            site_cost=None, budget=None, time_limit=10, gap=0.0, seed=0,
+                            start=None, relax=True)
+    dual = cover.lp_mclp(g, m=inst.costs.m, free=free, k=p,
+                         incumbent=np.zeros(inst.costs.m, dtype=bool),
+                         deadline=time.perf_counter() + 10, seed=0)
+    assert dual is not None
+    assert dual.bound == pytest.approx(lp.objective, rel=1e-7)
+    assert opt - 1e-9 <= dual.bound
+    assert dual.lower == pytest.approx(cover.covered_weight(g, dual.incumbent))
+    assert dual.lower <= opt + 1e-9

@@ -226,8 +226,8 @@ def lagrangian_mclp(g: Groups, *, m: int, free: BoolArray, k: int, incumbent: Bo
     ``L(lam) = const + sum_g (W_g - lam_g) + max_{|S| = k} sum_{j in S} sigma_j`` with
     ``sigma_j = sum_{g covered by j} lam_g``; minimised by deflected, projected subgradient
     steps. Groups covered at least twice by the incumbent keep ``lam = 0`` (any multipliers
-    give a valid bound), and groups whose multiplier is 0 add nothing to ``sigma``, so each
-    step reads only the groups with a positive multiplier and the chosen columns. Each time
+    give a valid bound), so each step reads only the other groups (one sparse product for
+    ``sigma``) and the chosen columns. Each time
     the step is halved, the Lagrangian site set is polished by :func:`swap_cover` to improve
     the incumbent.
     """
@@ -237,6 +237,11 @@ def lagrangian_mclp(g: Groups, *, m: int, free: BoolArray, k: int, incumbent: Bo
     # coverage constraint is dropped, a relaxation); the others start by sharing their weight
     # among the sites covering them
     released = _counts(g, incumbent, order, colptr, eg) >= 2
+    # site × (kept group) incidence, so that sigma = by_site @ lam is one sparse product over
+    # the groups whose multiplier can be positive
+    kept = ~released[eg]
+    by_site = sp.csr_matrix(
+        (np.ones(int(kept.sum())), (g.indices[kept], eg[kept])), shape=(m, g.size))
     lam = np.where(released, 0.0, g.weight / np.maximum(deg, 1))
     cand = np.flatnonzero(free)
     best = _Dual(bound=math.inf, sigma=np.zeros(m), incumbent=incumbent,
@@ -251,9 +256,7 @@ def lagrangian_mclp(g: Groups, *, m: int, free: BoolArray, k: int, incumbent: Bo
             if checkpoint - best.bound <= 1e-6 * abs(best.lower):
                 break
             checkpoint = best.bound
-        act = np.flatnonzero(lam > 0)
-        pos = gather(g.indptr, act)
-        sigma = np.bincount(g.indices[pos], weights=np.repeat(lam[act], deg[act]), minlength=m)
+        sigma = by_site @ lam
         top = cand[np.argpartition(-sigma[cand], k - 1)[:k]] if k < cand.size else cand
         bound = g.constant + float((g.weight - lam).sum() + sigma[top].sum())
         if bound < best.bound - 1e-12 * abs(bound):
@@ -294,6 +297,59 @@ def lagrangian_mclp(g: Groups, *, m: int, free: BoolArray, k: int, incumbent: Bo
     return best
 
 
+def lagrangian_value(g: Groups, lam: FloatArray, *, free: BoolArray, k: int,
+                     ) -> tuple[float, FloatArray]:
+    """Exact Lagrangian bound ``L(lam)`` of MCLP and the site scores ``sigma``.
+
+    Valid for *any* ``lam`` with ``0 <= lam <= W`` (it is clipped to that box first), so a
+    dual vector from an LP solver is turned into a certified bound whatever its accuracy.
+    """
+    lam = np.clip(lam, 0.0, g.weight)
+    sigma = np.bincount(g.indices, weights=lam[g.entry_group()], minlength=free.size)
+    cand = np.flatnonzero(free)
+    top = sigma[cand]
+    if 0 < k < cand.size:
+        top = top[np.argpartition(-top, k - 1)[:k]]
+    elif k <= 0:
+        top = top[:0]
+    return g.constant + float((g.weight - lam).sum() + top.sum()), sigma
+
+
+def lp_mclp(g: Groups, *, m: int, free: BoolArray, k: int, incumbent: BoolArray,
+            deadline: float, seed: int) -> _Dual | None:
+    """LP relaxation of MCLP solved by HiGHS: certified bound, scores and a rounded solution.
+
+    The row duals of the coverage rows are the Lagrangian multipliers ``lam``; the bound is
+    recomputed from them with :func:`lagrangian_value`, so it is valid even if HiGHS stopped
+    early. The LP solution is rounded (the ``k`` largest ``y_j``, ties broken by score) and
+    polished by :func:`swap_cover`; the better of that and ``incumbent`` is returned.
+    Returns ``None`` when HiGHS gives no dual solution in time.
+    """
+    # primal simplex without presolve is the quickest on these merged models
+    _, out = cover_mip(g, m=m, free=free, objective="max", count=k, site_cost=None,
+                       budget=None, time_limit=deadline - time.perf_counter(), gap=0.0,
+                       seed=seed, start=None, relax=True,
+                       options={"simplex_strategy": 4, "presolve": "off"})
+    if out.x is None or out.row_dual is None:
+        return None
+    bound, sigma = lagrangian_value(g, np.abs(out.row_dual[:g.size]), free=free, k=k)
+    best = _Dual(bound=bound, sigma=sigma, incumbent=incumbent,
+                 lower=covered_weight(g, incumbent))
+    free_idx = np.flatnonzero(free)
+    y = np.zeros(m)
+    y[free_idx] = out.x[:free_idx.size]
+    rank = np.lexsort((-sigma[free_idx], -np.round(y[free_idx], 6)))
+    start = np.zeros(m, dtype=bool)
+    start[free_idx[rank[:k]]] = True
+    now = time.perf_counter()
+    alt = swap_cover(g, start, m=m, free=free, site_cost=None, budget=None,
+                     deadline=now + 0.2 * max(deadline - now, 0.0))
+    value = covered_weight(g, alt)
+    if value > best.lower:
+        best.incumbent, best.lower = alt, value
+    return best
+
+
 def fix_by_dual(dual: _Dual, *, free: BoolArray, k: int, lower: float,
                 ) -> tuple[BoolArray, BoolArray]:
     """Free candidates provably open / closed in every solution better than ``lower``."""
@@ -317,13 +373,16 @@ def fix_by_dual(dual: _Dual, *, free: BoolArray, k: int, lower: float,
 def cover_mip(g: Groups, *, m: int, free: BoolArray, objective: str, count: int | None,
               site_cost: FloatArray | None, budget: float | None, time_limit: float,
               gap: float, seed: int, start: BoolArray | None,
-              stop_at_first: bool = False) -> tuple[BoolArray | None, MipOutcome]:
-    """Exact model on groups.
+              stop_at_first: bool = False, relax: bool = False,
+              options: dict[str, str | int | float | bool] | None = None,
+              ) -> tuple[BoolArray | None, MipOutcome]:
+    """Exact model on groups (its LP relaxation with ``relax``).
 
     ``objective="max"`` (MCLP): ``max sum W_g z_g`` s.t. ``z_g <= sum_{j in N_g} y_j``,
     ``0 <= z <= 1``; ``objective="min"`` (set cover): ``min sum y`` s.t.
     ``sum_{j in N_g} y_j >= 1``. Both with ``sum y <= count`` and ``sum cost_j y_j <= budget``
-    when given. Returns the chosen candidates (global mask) and HiGHS's outcome.
+    when given. Returns the chosen candidates (global mask) and HiGHS's outcome; ``options``
+    go to HiGHS.
     """
     free_idx = np.flatnonzero(free)
     ycol = np.full(m, -1, dtype=np.int64)
@@ -363,7 +422,7 @@ def cover_mip(g: Groups, *, m: int, free: BoolArray, objective: str, count: int 
     if stop_at_first:
         cost = np.zeros(n_col)
     integer = np.zeros(n_col, dtype=bool)
-    integer[:n_y] = True
+    integer[:n_y] = not relax
     x0 = None
     if start is not None:
         x0 = np.zeros(n_col)
@@ -376,8 +435,9 @@ def cover_mip(g: Groups, *, m: int, free: BoolArray, objective: str, count: int 
                     row_upper=np.concatenate(hi), col_lower=np.zeros(n_col),
                     col_upper=np.ones(n_col), integer=integer, maximize=gmax,
                     time_limit=time_limit, gap=gap, seed=seed, start=x0,
-                    offset=g.constant if gmax else 0.0, stop_at_first=stop_at_first)
-    if out.x is None:
+                    offset=g.constant if gmax else 0.0, stop_at_first=stop_at_first,
+                    options=options)
+    if out.x is None or relax:
         return None, out
     chosen = np.zeros(m, dtype=bool)
     chosen[free_idx[out.x[:n_y] > 0.5]] = True

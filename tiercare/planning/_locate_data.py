@@ -176,10 +176,12 @@ def costs_from_matrix(costs: Any, problems: list[Problem], *,
     (a demand point at the candidate's site); entries that are not stored are unreachable.
     """
     if sp.issparse(costs):
-        coo = sp.coo_matrix(costs)
-        coo.sum_duplicates()
-        n, m = coo.shape
-        rows, cols, data = coo.row, coo.col, coo.data.astype(np.float64)
+        # CSR keeps rows grouped; summing duplicates is linear once indices are sorted
+        csr = sp.csr_matrix(costs, dtype=np.float64, copy=True)
+        csr.sum_duplicates()
+        n, m = csr.shape
+        rows = np.repeat(np.arange(n, dtype=np.int32), np.diff(csr.indptr))
+        cols, data = csr.indices, csr.data
     else:
         try:
             dense = np.asarray(costs, dtype=np.float64)

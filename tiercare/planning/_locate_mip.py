@@ -61,19 +61,23 @@ class MipOutcome:
         when HiGHS proved nothing.
     infeasible:
         HiGHS proved that the model has no feasible solution.
+    row_dual:
+        Row duals of a solved linear program (``None`` for a MIP or without a solution).
     """
 
     x: FloatArray | None
     objective: float
     bound: float
     infeasible: bool
+    row_dual: FloatArray | None = None
 
 
 def solve_mip(*, cost: FloatArray, matrix: sp.csr_matrix, row_lower: FloatArray,
               row_upper: FloatArray, col_lower: FloatArray, col_upper: FloatArray,
               integer: npt.NDArray[np.bool_], maximize: bool, time_limit: float, gap: float,
               seed: int, start: FloatArray | None = None, offset: float = 0.0,
-              stop_at_first: bool = False, lp_method: str = "choose") -> MipOutcome:
+              stop_at_first: bool = False, lp_method: str = "choose",
+              options: dict[str, str | int | float | bool] | None = None) -> MipOutcome:
     """Solve ``opt cost·x + offset`` s.t. ``row_lower <= matrix x <= row_upper`` and bounds.
 
     Parameters
@@ -88,6 +92,8 @@ def solve_mip(*, cost: FloatArray, matrix: sp.csr_matrix, row_lower: FloatArray,
         A feasible solution handed to HiGHS as the first incumbent.
     stop_at_first:
         Stop at the first feasible solution (feasibility questions).
+    options:
+        Further HiGHS options, e.g. ``{"presolve": "off"}``.
     """
     if cost.size == 0:
         # nothing left to decide: the constant is the answer if the empty rows allow zero
@@ -126,6 +132,8 @@ def solve_mip(*, cost: FloatArray, matrix: sp.csr_matrix, row_lower: FloatArray,
         h.setOptionValue("run_crossover", "off")
     if stop_at_first:
         h.setOptionValue("mip_max_improving_sols", 1)
+    for key, value in (options or {}).items():
+        h.setOptionValue(key, value)
     h.passModel(lp)
     if start is not None and is_mip:
         sol = highspy.HighsSolution()
@@ -147,4 +155,8 @@ def solve_mip(*, cost: FloatArray, matrix: sp.csr_matrix, row_lower: FloatArray,
         bound = objective
     else:
         bound = math.inf if maximize else -math.inf
-    return MipOutcome(x=x, objective=objective, bound=bound, infeasible=infeasible)
+    row_dual = None
+    if not is_mip and has_sol and info.dual_solution_status == 2:
+        row_dual = np.asarray(h.getSolution().row_dual, dtype=np.float64)
+    return MipOutcome(x=x, objective=objective, bound=bound, infeasible=infeasible,
+                      row_dual=row_dual)

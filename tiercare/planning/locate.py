@@ -19,6 +19,9 @@ coverage sets ``N_i = {j : c_ij <= T}``, fixed (existing, kept open) sites ``F``
     ``min sum_i w_i min_{j in S} c_ij`` with exactly ``p`` sites.
 ``PCenter``
     ``min max_{i: w_i > 0} min_{j in S} c_ij`` with exactly ``p`` sites.
+``TwoTierCover``
+    Two tiers at once: upgrades maximising coverage within ``T1`` while every demand point
+    stays within ``T2`` of an open lower-tier site (existing ones fixed, new ones limited).
 
 Every model accepts ``fixed`` (counted in ``p``) and ``forbidden`` candidate ids; LSCP, MCLP and
 PMedian accept ``capacities`` (single-source: a demand point is served wholly by one site and
@@ -60,6 +63,7 @@ import pandas as pd
 from tiercare.errors import InfeasibleError, InputError, Problem
 from tiercare.planning import _locate_cover as cover
 from tiercare.planning import _locate_median as median
+from tiercare.planning import _locate_tiers
 from tiercare.planning._locate_data import (
     BoolArray,
     Instance,
@@ -85,6 +89,8 @@ __all__ = [
     "LocateInfeasibleError",
     "LocationModel",
     "Status",
+    "TwoTierCover",
+    "TwoTierResult",
     "closure_losses",
 ]
 
@@ -92,6 +98,7 @@ Status = Literal["optimal", "gap-limited", "time-limited", "infeasible"]
 Method = Literal["auto", "mip", "heuristic"]
 _OPT_TOL = 1e-7
 _SMALL_COVER_NNZ = 2_000  # merged coverage models up to this size go straight to HiGHS
+_LP_COVER_NNZ = 400_000  # MCLP bound from HiGHS's LP up to this size, else Lagrangian
 _M = TypeVar("_M", bound="LocationModel")
 
 
@@ -621,11 +628,18 @@ class MCLP(LocationModel):
         must_close = np.zeros(m, dtype=bool)
         small = g.indices.size <= _SMALL_COVER_NNZ and method != "heuristic"
         if site_cost is None and k is not None and not small:
-            dual = cover.lagrangian_mclp(g, m=m, free=free, k=k, incumbent=chosen,
-                                         deadline=deadline, target_gap=gap)
+            dual = None
+            if g.indices.size <= _LP_COVER_NNZ:
+                now = time.perf_counter()
+                dual = cover.lp_mclp(g, m=m, free=free, k=k, incumbent=chosen,
+                                     deadline=now + 0.5 * (deadline - now), seed=seed)
+                how += "+lp"
+            if dual is None:
+                dual = cover.lagrangian_mclp(g, m=m, free=free, k=k, incumbent=chosen,
+                                             deadline=deadline, target_gap=gap)
+                how += "+lagrangian"
             chosen, lower = dual.incumbent, dual.lower
             upper = min(upper, dual.bound)
-            how += "+lagrangian"
             if method != "mip":
                 must_open, must_close = cover.fix_by_dual(dual, free=free, k=k, lower=lower)
         if (method == "heuristic" or _rel_gap(lower, upper, True) <= gap
@@ -640,7 +654,10 @@ class MCLP(LocationModel):
             budget=None if self.budget is None else self.budget - float(
                 (site_cost[must_open].sum()) if site_cost is not None else 0.0),
             time_limit=deadline - time.perf_counter(), gap=gap, seed=seed,
-            start=(chosen & free_r) if consistent else None)
+            start=(chosen & free_r) if consistent else None,
+            # HiGHS's presolve finds little left to do after merging and fixing, and costs
+            # more than it saves on these models
+            options={"presolve": "off"} if how.endswith("+lp") else None)
         how += "+reduced-mip" if (must_open | must_close).any() else "+mip"
         if chosen_r is not None:
             cand = must_open | chosen_r
@@ -876,3 +893,278 @@ def closure_losses(costs: Any, weights: npt.ArrayLike | None = None, *,
                           "added_cost": added, "stranded_weight": stranded})
     return frame.sort_values(["stranded_weight", "added_cost"], kind="stable").reset_index(
         drop=True)
+
+
+@dataclass(frozen=True)
+class TwoTierResult:
+    """Outcome of :meth:`TwoTierCover.solve`.
+
+    Attributes
+    ----------
+    objective:
+        Weight within the upper threshold of an open upper-tier site (``nan`` without a
+        solution).
+    bound:
+        Proven upper bound on that weight.
+    gap, status, seconds, method:
+        As in :class:`LocateResult`.
+    upper_selected, lower_selected:
+        Open site ids of each tier (fixed ones included), in candidate order.
+    upper_new, lower_new:
+        The opened sites that were not fixed (upgrades, new lower-tier sites).
+    """
+
+    objective: float
+    bound: float
+    gap: float
+    status: Status
+    upper_selected: tuple[Hashable, ...]
+    lower_selected: tuple[Hashable, ...]
+    upper_new: tuple[Hashable, ...]
+    lower_new: tuple[Hashable, ...]
+    seconds: float
+    method: str
+    _table: pd.DataFrame = field(repr=False, compare=False)
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per demand point.
+
+        Columns: ``demand_id``, ``weight``, ``upper_id`` / ``upper_cost`` (nearest open
+        upper-tier site within its threshold, else missing), ``covered``, ``lower_id`` /
+        ``lower_cost`` (nearest open lower-tier site within its threshold).
+        """
+        return self._table.copy()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary."""
+        def plain(values: tuple[Hashable, ...]) -> list[Any]:
+            return [v.item() if isinstance(v, np.generic) else v for v in values]
+
+        def num(v: float) -> float | None:
+            return float(v) if math.isfinite(v) else None
+
+        return {"model": "two-tier", "objective": num(self.objective), "bound": num(self.bound),
+                "gap": num(self.gap), "status": self.status,
+                "upper_selected": plain(self.upper_selected),
+                "lower_selected": plain(self.lower_selected),
+                "upper_new": plain(self.upper_new), "lower_new": plain(self.lower_new),
+                "seconds": self.seconds, "method": self.method}
+
+
+class TwoTierCover:
+    """Choose sites of two tiers together (e.g. upgrades and clinics), solved with HiGHS.
+
+    ``max sum_i w_i [some open upper site within T1 of i]`` subject to: every demand point
+    with ``w_i > 0`` is within ``T2`` of an open lower-tier site; at most ``upgrades`` upper
+    sites are opened besides ``upper_fixed``; at most ``new_lower`` lower sites (and/or
+    ``sum cost <= lower_budget``) besides ``lower_fixed`` (existing clinics). When
+    ``upper_in_lower`` maps an upper candidate to the lower candidate at the same place, an
+    open upper site keeps that lower site open (an upgraded centre still serves as a clinic).
+    Among the solutions with the best coverage, the one with the fewest new lower-tier sites is
+    returned when the coverage is proven optimal.
+
+    Build it with :meth:`from_cost_matrices`; the model is a MIP of size (demand points +
+    both candidate sets), meant for district-scale instances.
+
+    Examples
+    --------
+    >>> upper = np.array([[5.0, 40.0], [40.0, 5.0], [30.0, 40.0]])
+    >>> lower = np.array([[1.0, 20.0], [20.0, 1.0], [9.0, 30.0]])
+    >>> m = TwoTierCover.from_cost_matrices(upper, lower, [10, 5, 1], upper_threshold=10,
+    ...                                     lower_threshold=10, upgrades=1,
+    ...                                     lower_fixed=[1], new_lower=1)
+    >>> r = m.solve()
+    >>> r.upper_new, r.lower_new, r.objective
+    ((0,), (0,), 10.0)
+    """
+
+    def __init__(self, upper: Any, lower: Any, weights: npt.NDArray[np.float64], *,
+                 demand_ids: tuple[Hashable, ...], upper_ids: tuple[Hashable, ...],
+                 lower_ids: tuple[Hashable, ...], upgrades: int,
+                 nested: npt.NDArray[np.int64] | None, new_lower: int | None,
+                 lower_site_costs: npt.NDArray[np.float64] | None,
+                 lower_budget: float | None) -> None:
+        self.upper = upper
+        self.lower = lower
+        self.weights = weights
+        self.demand_ids = demand_ids
+        self.upper_ids = upper_ids
+        self.lower_ids = lower_ids
+        self.upgrades = upgrades
+        self.nested = nested
+        self.new_lower = new_lower
+        self.lower_site_costs = lower_site_costs
+        self.lower_budget = lower_budget
+
+    @classmethod
+    def from_cost_matrices(
+        cls, upper_costs: Any, lower_costs: Any, weights: npt.ArrayLike | None = None, *,
+        upper_threshold: float, lower_threshold: float, upgrades: int,
+        upper_fixed: Collection[Hashable] | None = None,
+        upper_forbidden: Collection[Hashable] | None = None,
+        lower_fixed: Collection[Hashable] | None = None,
+        lower_forbidden: Collection[Hashable] | None = None, new_lower: int | None = None,
+        lower_costs_per_site: npt.ArrayLike | None = None, lower_budget: float | None = None,
+        upper_in_lower: Mapping[Hashable, Hashable] | None = None,
+        demand_ids: Sequence[Hashable] | None = None,
+        upper_ids: Sequence[Hashable] | None = None,
+        lower_ids: Sequence[Hashable] | None = None,
+    ) -> TwoTierCover:
+        """Build the model from two demand × candidate cost matrices (same demand rows).
+
+        Parameters
+        ----------
+        upper_costs, lower_costs:
+            Costs to the upper-tier and lower-tier candidates (dense with ``inf`` for
+            unreachable pairs, or SciPy sparse as in :meth:`LocationModel.from_cost_matrix`).
+        weights:
+            Demand weights (default 1); points of weight 0 are ignored.
+        upper_threshold, lower_threshold:
+            ``T1`` (coverage counted in the objective) and ``T2`` (required for every point).
+        upgrades:
+            At most this many upper-tier sites besides ``upper_fixed``.
+        upper_fixed, upper_forbidden, lower_fixed, lower_forbidden:
+            Candidate ids kept open / closed in each tier (``lower_fixed``: existing clinics).
+        new_lower, lower_costs_per_site, lower_budget:
+            Limits on new lower-tier sites: a count and/or a budget on their costs. Without
+            either, any number of new lower-tier sites may open.
+        upper_in_lower:
+            Upper candidate id → lower candidate id at the same place.
+        demand_ids, upper_ids, lower_ids:
+            Ids reported in results (default: row / column numbers).
+        """
+        problems: list[Problem] = []
+        for name, value in (("upper_threshold", upper_threshold),
+                            ("lower_threshold", lower_threshold)):
+            if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
+                problems.append(Problem(reason=f"must be a number >= 0, got {value!r}",
+                                        field=name))
+        for name, count in (("upgrades", upgrades), ("new_lower", new_lower)):
+            if count is None and name == "new_lower":
+                continue
+            if isinstance(count, bool) or not isinstance(count, int | np.integer) or count < 0:
+                problems.append(Problem(reason=f"must be an integer >= 0, got {count!r}",
+                                        field=name))
+        if lower_budget is not None:
+            if lower_costs_per_site is None:
+                problems.append(Problem(reason="a budget needs lower_costs_per_site",
+                                        field="lower_costs_per_site", code="missing"))
+            if not (isinstance(lower_budget, int | float) and math.isfinite(lower_budget)
+                    and lower_budget >= 0):
+                problems.append(Problem(reason=f"must be a number >= 0, got {lower_budget!r}",
+                                        field="lower_budget"))
+        t1 = upper_threshold if not problems else math.inf
+        t2 = lower_threshold if not problems else math.inf
+        upper_sc = costs_from_matrix(upper_costs, problems, upto=float(t1))
+        lower_sc = costs_from_matrix(lower_costs, problems, upto=float(t2))
+        if upper_sc is not None and lower_sc is not None and upper_sc.n != lower_sc.n:
+            problems.append(Problem(
+                reason=f"upper_costs has {upper_sc.n} demand rows, lower_costs {lower_sc.n}",
+                field="lower_costs", code="length_mismatch"))
+        if problems or upper_sc is None or lower_sc is None:
+            raise InputError(problems)
+        up = build_instance(upper_sc, weights, demand_ids=demand_ids, candidate_ids=upper_ids,
+                            fixed=upper_fixed, forbidden=upper_forbidden, capacities=None,
+                            costs_per_site=None, problems=problems)
+        low = build_instance(lower_sc, up.weights, demand_ids=demand_ids,
+                             candidate_ids=lower_ids, fixed=lower_fixed,
+                             forbidden=lower_forbidden, capacities=None,
+                             costs_per_site=lower_costs_per_site, problems=problems)
+        nested = None
+        if upper_in_lower:
+            u_index = {v: k for k, v in enumerate(up.candidate_ids)}
+            l_index = {v: k for k, v in enumerate(low.candidate_ids)}
+            nested = np.full(up.costs.m, -1, dtype=np.int64)
+            for u, lo in upper_in_lower.items():
+                if u not in u_index:
+                    problems.append(Problem(reason=f"unknown upper candidate id {u!r}",
+                                            field="upper_in_lower", code="unknown_id"))
+                elif lo not in l_index:
+                    problems.append(Problem(reason=f"unknown lower candidate id {lo!r}",
+                                            field="upper_in_lower", code="unknown_id"))
+                else:
+                    nested[u_index[u]] = l_index[lo]
+        if problems:
+            raise InputError(problems)
+        return cls(
+            _locate_tiers.TierData(costs=up.costs, threshold=float(upper_threshold),
+                                   fixed=up.fixed, forbidden=up.forbidden),
+            _locate_tiers.TierData(costs=low.costs, threshold=float(lower_threshold),
+                                   fixed=low.fixed, forbidden=low.forbidden),
+            up.weights, demand_ids=up.demand_ids, upper_ids=up.candidate_ids,
+            lower_ids=low.candidate_ids, upgrades=int(upgrades), nested=nested,
+            new_lower=None if new_lower is None else int(new_lower),
+            lower_site_costs=low.site_costs,
+            lower_budget=None if lower_budget is None else float(lower_budget))
+
+    def solve(self, *, time_limit: float = 60.0, gap: float = 0.0, seed: int = 0,
+              minimise_new_lower: bool = True) -> TwoTierResult:
+        """Solve with HiGHS.
+
+        Parameters
+        ----------
+        time_limit, gap, seed:
+            As in :meth:`LocationModel.solve`.
+        minimise_new_lower:
+            After proving the best coverage, open the fewest new lower-tier sites that keep it.
+
+        Raises
+        ------
+        LocateInfeasibleError
+            Some demand points have no usable lower-tier site within ``T2`` (listed in
+            ``demand_ids``), or the limits on new lower-tier sites cannot serve every point.
+        """
+        if not (time_limit > 0 and math.isfinite(time_limit)):
+            raise InputError.single(f"must be a positive number, got {time_limit!r}",
+                                    field="time_limit")
+        if not (0 <= gap < 1):
+            raise InputError.single(f"must be in [0, 1), got {gap!r}", field="gap")
+        t0 = time.perf_counter()
+        lost = _locate_tiers.uncovered_by_lower(self.lower, self.weights)
+        if lost.any():
+            ids = [self.demand_ids[i] for i in np.flatnonzero(lost)]
+            raise LocateInfeasibleError(
+                f"{len(ids)} demand point(s) have no usable lower-tier site within "
+                f"{self.lower.threshold:g}: {describe_ids(ids)}", demand_ids=ids)
+        sol = _locate_tiers.solve_two_tier(
+            self.upper, self.lower, self.weights, upgrades=self.upgrades, nested=self.nested,
+            new_lower=self.new_lower, lower_site_costs=self.lower_site_costs,
+            lower_budget=self.lower_budget, minimise_new_lower=minimise_new_lower,
+            deadline=t0 + time_limit, gap=gap, seed=seed)
+        out = sol.outcome
+        if sol.upper is None or sol.lower is None:
+            if out.infeasible:
+                raise LocateInfeasibleError(
+                    "the limits on new lower-tier sites cannot keep every demand point within "
+                    f"{self.lower.threshold:g} of one")
+            return self._result(self.upper.fixed, self.lower.fixed, math.nan, out.bound,
+                                "time-limited", math.inf, "mip", t0)
+        up_site, _ = _locate_tiers.covered_within(self.upper.costs, sol.upper,
+                                                  self.upper.threshold)
+        value = float(self.weights[(up_site >= 0) & (self.weights > 0)].sum())
+        bound = max(out.bound, value)
+        g = _rel_gap(value, bound, True)
+        return self._result(sol.upper, sol.lower, value, bound, _status(g, gap), g,
+                            "mip+fewest-lower" if sol.refined else "mip", t0)
+
+    def _result(self, upper: BoolArray, lower: BoolArray, objective: float, bound: float,
+                status: Status, gap_value: float, how: str, t0: float) -> TwoTierResult:
+        up_site, up_cost = _locate_tiers.covered_within(self.upper.costs, upper,
+                                                        self.upper.threshold)
+        low_site, low_cost = _locate_tiers.covered_within(self.lower.costs, lower,
+                                                          self.lower.threshold)
+        u_ids = np.asarray(self.upper_ids, dtype=object)
+        l_ids = np.asarray(self.lower_ids, dtype=object)
+        table = pd.DataFrame({
+            "demand_id": list(self.demand_ids), "weight": self.weights,
+            "upper_id": np.where(up_site >= 0, u_ids[np.maximum(up_site, 0)], None),
+            "upper_cost": up_cost, "covered": (up_site >= 0) & (self.weights > 0),
+            "lower_id": np.where(low_site >= 0, l_ids[np.maximum(low_site, 0)], None),
+            "lower_cost": low_cost})
+        return TwoTierResult(
+            objective=float(objective), bound=float(bound), gap=float(gap_value), status=status,
+            upper_selected=tuple(self.upper_ids[j] for j in np.flatnonzero(upper)),
+            lower_selected=tuple(self.lower_ids[j] for j in np.flatnonzero(lower)),
+            upper_new=tuple(self.upper_ids[j] for j in np.flatnonzero(upper & ~self.upper.fixed)),
+            lower_new=tuple(self.lower_ids[j] for j in np.flatnonzero(lower & ~self.lower.fixed)),
+            seconds=time.perf_counter() - t0, method=how, _table=table)

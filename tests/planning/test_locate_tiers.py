@@ -1,0 +1,150 @@
+"""Two-tier siting (upgrades + clinics) against brute-force enumeration on tiny instances."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from tiercare.errors import InputError
+from tiercare.planning.locate import LocateInfeasibleError, TwoTierCover
+
+
+def _instance(seed: int, n: int = 9, mu: int = 4, ml: int = 5):
+    rng = np.random.default_rng(seed)
+    pts = rng.uniform(0, 10, (n, 2))
+    up = rng.uniform(0, 10, (mu, 2))
+    low = rng.uniform(0, 10, (ml, 2))
+    upper = np.hypot(*(pts[:, None, :] - up[None, :, :]).transpose(2, 0, 1))
+    lower = np.hypot(*(pts[:, None, :] - low[None, :, :]).transpose(2, 0, 1))
+    w = rng.integers(0, 6, n).astype(float)
+    return upper, lower, w
+
+
+def brute_force(upper, lower, w, *, t1, t2, upgrades, new_lower=None, upper_fixed=(),
+                lower_fixed=(), lower_forbidden=(), site_cost=None, budget=None,
+                nested=None):
+    """Best coverage and, among the best, the fewest new lower sites (``-inf`` if none)."""
+    mu, ml = upper.shape[1], lower.shape[1]
+    best = (-math.inf, math.inf)
+    new_u = [u for u in range(mu) if u not in upper_fixed]
+    new_l = [j for j in range(ml) if j not in lower_fixed and j not in lower_forbidden]
+    served = w > 0
+    for ku in range(upgrades + 1):
+        for extra_u in itertools.combinations(new_u, ku):
+            us = sorted(set(upper_fixed) | set(extra_u))
+            value = float(w[served & (upper[:, us] <= t1).any(axis=1)].sum()) if us else 0.0
+            for kl in range(len(new_l) + 1):
+                if new_lower is not None and kl > new_lower:
+                    break
+                for extra_l in itertools.combinations(new_l, kl):
+                    if budget is not None and sum(site_cost[j] for j in extra_l) > budget:
+                        continue
+                    ls = set(lower_fixed) | set(extra_l)
+                    if nested and any(nested[u] not in ls for u in us if u in nested):
+                        continue
+                    if not (lower[:, sorted(ls)] <= t2).any(axis=1)[served].all():
+                        continue
+                    if (value, -kl) > (best[0], -best[1]):
+                        best = (value, kl)
+    return best
+
+
+def _check(res, upper, lower, w, t1, t2):
+    """The reported solution is what its sites actually give."""
+    us = list(res.upper_selected)
+    ls = list(res.lower_selected)
+    served = w > 0
+    assert (lower[:, ls] <= t2).any(axis=1)[served].all()
+    assert res.objective == pytest.approx(float(w[served & (upper[:, us] <= t1).any(axis=1)]
+                                                .sum()) if us else 0.0)
+    frame = res.to_frame()
+    assert frame["covered"].sum() == int((served & (upper[:, us] <= t1).any(axis=1)).sum())
+    assert res.bound >= res.objective - 1e-9
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_two_tier_matches_bruteforce(seed: int) -> None:
+    upper, lower, w = _instance(seed)
+    t1, t2 = 3.5, 5.5
+    lower_fixed = [0]
+    kw = {"upgrades": 1 + seed % 2, "new_lower": 2 + seed % 2}
+    expect = brute_force(upper, lower, w, t1=t1, t2=t2, lower_fixed=lower_fixed, **kw)
+    model = TwoTierCover.from_cost_matrices(upper, lower, w, upper_threshold=t1,
+                                            lower_threshold=t2, lower_fixed=lower_fixed, **kw)
+    if not math.isfinite(expect[0]):
+        with pytest.raises(LocateInfeasibleError):
+            model.solve()
+        return
+    res = model.solve()
+    assert res.status == "optimal"
+    assert res.objective == pytest.approx(expect[0])
+    assert len(res.lower_new) == expect[1]
+    assert len(res.upper_new) <= kw["upgrades"]
+    assert 0 in res.lower_selected
+    _check(res, upper, lower, w, t1, t2)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_two_tier_budget_nesting_and_fixed_upper(seed: int) -> None:
+    upper, lower, w = _instance(50 + seed, n=8, mu=4, ml=5)
+    t1, t2 = 4.0, 6.0
+    cost = np.array([3.0, 1.0, 2.0, 2.0, 1.0])
+    nested = {1: 2, 3: 4}
+    kw = {"upgrades": 1, "upper_fixed": [0], "lower_fixed": [1], "lower_forbidden": [3]}
+    expect = brute_force(upper, lower, w, t1=t1, t2=t2, site_cost=cost, budget=3.0,
+                         nested=nested, **kw)
+    model = TwoTierCover.from_cost_matrices(
+        upper, lower, w, upper_threshold=t1, lower_threshold=t2, lower_costs_per_site=cost,
+        lower_budget=3.0, upper_in_lower=nested, **kw)
+    if not math.isfinite(expect[0]):
+        with pytest.raises(LocateInfeasibleError):
+            model.solve()
+        return
+    res = model.solve()
+    assert res.objective == pytest.approx(expect[0])
+    assert len(res.lower_new) == expect[1]
+    assert 0 in res.upper_selected and 3 not in res.lower_selected
+    assert sum(cost[j] for j in res.lower_new) <= 3.0
+    for u, lo in nested.items():
+        if u in res.upper_selected:
+            assert lo in res.lower_selected
+    _check(res, upper, lower, w, t1, t2)
+
+
+def test_sparse_matrices_and_ids() -> None:
+    upper, lower, w = _instance(7)
+    w[:] = np.maximum(w, 1.0)
+    dense = TwoTierCover.from_cost_matrices(upper, lower, w, upper_threshold=3.5,
+                                            lower_threshold=6.0, upgrades=2).solve()
+    us = sp.csr_matrix(np.where(upper <= 3.5, upper, 0.0))
+    us.eliminate_zeros()
+    ls = sp.csr_matrix(np.where(lower <= 6.0, lower, 0.0))
+    ls.eliminate_zeros()
+    ids = [f"v{i}" for i in range(len(w))]
+    sparse = TwoTierCover.from_cost_matrices(
+        us, ls, w, upper_threshold=3.5, lower_threshold=6.0, upgrades=2, demand_ids=ids,
+        upper_ids=list("ABCD"), lower_ids=list("abcde")).solve()
+    assert sparse.objective == pytest.approx(dense.objective)
+    assert all(isinstance(v, str) for v in sparse.upper_selected + sparse.lower_selected)
+    assert list(sparse.to_frame()["demand_id"]) == ids
+    assert sparse.to_dict()["model"] == "two-tier"
+
+
+def test_unreachable_village_and_bad_input() -> None:
+    upper, lower, w = _instance(3)
+    w[2] = 1.0
+    lower[2, :] = np.inf
+    with pytest.raises(LocateInfeasibleError) as err:
+        TwoTierCover.from_cost_matrices(upper, lower, w, upper_threshold=3.0,
+                                        lower_threshold=4.0, upgrades=1).solve()
+    assert 2 in err.value.demand_ids
+    with pytest.raises(InputError) as bad:
+        TwoTierCover.from_cost_matrices(upper, lower[:5], w, upper_threshold=-1,
+                                        lower_threshold=4.0, upgrades=-2,
+                                        lower_budget=3.0)
+    fields = {p.field for p in bad.value.problems}
+    assert {"upper_threshold", "upgrades", "lower_costs_per_site"} <= fields
