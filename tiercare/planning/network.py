@@ -287,6 +287,20 @@ def _bucket_samples(xy: np.ndarray, u: np.ndarray, v: np.ndarray, pieces: np.nda
 
 
 @numba.njit(cache=True, nogil=True)
+def _project(xy: np.ndarray, u: np.ndarray, v: np.ndarray, s: int, px: float,
+             py: float) -> tuple[float, float, float]:
+    """Projection of point (px, py) on segment ``s``: the fraction along it and the offset."""
+    ax, ay = xy[u[s], 0], xy[u[s], 1]
+    dx, dy = xy[v[s], 0] - ax, xy[v[s], 1] - ay
+    wx, wy = px - ax, py - ay
+    len2 = dx * dx + dy * dy
+    f = 0.0
+    if len2 > 0.0:
+        f = min(max((wx * dx + wy * dy) / len2, 0.0), 1.0)
+    return f, wx - f * dx, wy - f * dy
+
+
+@numba.njit(cache=True, nogil=True)
 def _nearest_segments(pts: np.ndarray, order: np.ndarray, xy: np.ndarray, u: np.ndarray,
                       v: np.ndarray, start: np.ndarray, segment_of: np.ndarray, x0: float,
                       y0: float, cell: float, nx: int, ny: int, half_gap: float,
@@ -317,14 +331,7 @@ def _nearest_segments(pts: np.ndarray, order: np.ndarray, xy: np.ndarray, u: np.
                         c = ix * ny + iy
                         for k in range(start[c], start[c + 1]):
                             s = segment_of[k]
-                            ax, ay = xy[u[s], 0], xy[u[s], 1]
-                            dx, dy = xy[v[s], 0] - ax, xy[v[s], 1] - ay
-                            wx, wy = px - ax, py - ay
-                            len2 = dx * dx + dy * dy
-                            f = 0.0
-                            if len2 > 0.0:
-                                f = min(max((wx * dx + wy * dy) / len2, 0.0), 1.0)
-                            ex, ey = wx - f * dx, wy - f * dy
+                            _f, ex, ey = _project(xy, u, v, s, px, py)
                             d2 = ex * ex + ey * ey
                             if d2 < best or best_seg < 0:
                                 best, best_seg = d2, s
@@ -346,14 +353,8 @@ def _nearest_segments(pts: np.ndarray, order: np.ndarray, xy: np.ndarray, u: np.
                 break
             r += 1
         s = best_seg
-        ax, ay = xy[u[s], 0], xy[u[s], 1]
-        dx, dy = xy[v[s], 0] - ax, xy[v[s], 1] - ay
-        wx, wy = px - ax, py - ay
-        len2 = dx * dx + dy * dy
-        f = 0.0
-        if len2 > 0.0:
-            f = min(max((wx * dx + wy * dy) / len2, 0.0), 1.0)
-        d = math.hypot(wx - f * dx, wy - f * dy)
+        f, ex, ey = _project(xy, u, v, s, px, py)
+        d = math.hypot(ex, ey)
         seg[i], frac[i], dist[i] = s, f, 0.0 if d < 1e-6 else d
 
 
