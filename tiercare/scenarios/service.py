@@ -223,11 +223,12 @@ def network_covering(session: Session, prefix: str) -> Network | None:
     ``None`` when no stored network covers it: callers then fall back to straight-line
     estimates and say so.
     """
-    for row in session.scalars(select(RoadNetwork).order_by(RoadNetwork.updated_at.desc(),
-                                                            RoadNetwork.id.desc())):
-        area = prefix_of(row.division_code)
+    candidates = session.execute(select(RoadNetwork.id, RoadNetwork.division_code).order_by(
+        RoadNetwork.updated_at.desc(), RoadNetwork.id.desc()))  # no GeoJSON loaded here
+    for network_id, division_code in candidates:
+        area = prefix_of(division_code)
         if prefix.startswith(area) or area.startswith(prefix):
-            return stored_network(row)
+            return stored_network(session.get(RoadNetwork, network_id))
     return None
 
 
