@@ -15,3 +15,4 @@ app = typer.Typer(
 app.command("raster")(raster_cli.raster)
 app.command("access")(access_cli.access)
 app.command("locate")(locate_cli.locate)
+app.command("locate-tiers")(locate_cli.locate_tiers)

@@ -1,8 +1,9 @@
-"""``tiercare plan locate``: solve a location-allocation model from CSV files.
+"""``tiercare plan locate`` and ``tiercare plan locate-tiers``: location models from CSV files.
 
 ``costs.csv`` is long form, one reachable pair per row (``demand_id,candidate_id,cost`` by
 default; spopt's test format ``distance,name,DestinationName,demand`` works with the ``--*-field``
-options). Pairs that are absent are unreachable. Ids are read as text.
+options). Pairs that are absent are unreachable. Ids are read as text. ``locate-tiers`` reads two
+such files, one per tier, over the same demand points.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ from typing import Annotated
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 import typer
 
 from tiercare.clisupport import input_errors_exit_2, print_json
 from tiercare.errors import InputError, Problem
-from tiercare.planning.locate import LSCP, MCLP, LocationModel, PCenter, PMedian
+from tiercare.planning.locate import LSCP, MCLP, LocationModel, PCenter, PMedian, TwoTierCover
 
 _MODELS: dict[str, type[LocationModel]] = {"lscp": LSCP, "mclp": MCLP, "pmedian": PMedian,
                                            "pcenter": PCenter}
@@ -54,6 +56,22 @@ def _numbers(frame: pd.DataFrame, column: str, problems: list[Problem], *,
     if bad.size > 20:
         problems.append(Problem(reason=f"{bad.size - 20} more bad values", field=column))
     return values
+
+
+def _pairs(path: Path, field: str, problems: list[Problem], *, demand_field: str,
+           candidate_field: str, cost_field: str,
+           ) -> tuple[pd.DataFrame, list[str], list[str], np.ndarray] | None:
+    """The frame, demand ids, candidate ids and costs of a long-form pairs CSV.
+
+    ``None`` (with the problems recorded) when the file cannot be read or lacks a column.
+    """
+    frame = _read_csv(path, field, problems)
+    if frame is None or not _columns(frame, [demand_field, candidate_field, cost_field], path,
+                                     problems):
+        return None
+    cost = _numbers(frame, cost_field, problems, label=f"in {path.name}, cost ")
+    return (frame, frame[demand_field].str.strip().tolist(),
+            frame[candidate_field].str.strip().tolist(), cost)
 
 
 def _id_list(path: Path, field: str, problems: list[Problem]) -> list[str]:
@@ -104,13 +122,11 @@ def locate(
         if cls is None:
             raise InputError.single(f"unknown model {model!r}; choose one of "
                                     f"{', '.join(_MODELS)}", field="model")
-        pairs = _read_csv(costs, "costs", problems)
-        if pairs is None or not _columns(pairs, [demand_field, candidate_field, cost_field],
-                                         costs, problems):
+        read = _pairs(costs, "costs", problems, demand_field=demand_field,
+                      candidate_field=candidate_field, cost_field=cost_field)
+        if read is None:
             raise InputError(problems)
-        cost = _numbers(pairs, cost_field, problems, label="cost ")
-        d_col = pairs[demand_field].str.strip().tolist()
-        c_col = pairs[candidate_field].str.strip().tolist()
+        pairs, d_col, c_col, cost = read
         demand_ids: list[str] | None = None
         weights: np.ndarray | None = None
         if demand is not None:
@@ -158,3 +174,199 @@ def locate(
         summary = {k: v for k, v in data.items() if k != "assignment"}
         summary["out"] = str(out)
         print_json(summary)
+
+
+def _listed(problems: list[Problem], found: list[Problem]) -> None:
+    """Record the first 20 of ``found`` and how many more there were."""
+    problems.extend(found[:20])
+    if len(found) > 20:
+        problems.append(Problem(reason=f"{len(found) - 20} more problems like these",
+                                field=found[20].field))
+
+
+def _pair_matrix(path: Path, d_col: list[str], c_col: list[str], cost: np.ndarray, *,
+                 demand_ids: list[str], candidate_ids: list[str], demand_field: str,
+                 candidate_field: str, problems: list[Problem]) -> sp.csr_matrix:
+    """Pairs as a sparse demand × candidate matrix (stored entries are the reachable pairs).
+
+    An id outside ``demand_ids`` / ``candidate_ids`` and a repeated pair are problems naming
+    the file and the row.
+    """
+    d_index = {v: i for i, v in enumerate(demand_ids)}
+    c_index = {v: j for j, v in enumerate(candidate_ids)}
+    rows = np.array([d_index.get(v, -1) for v in d_col], dtype=np.int64)
+    cols = np.array([c_index.get(v, -1) for v in c_col], dtype=np.int64)
+    found: list[Problem] = []
+    first: dict[tuple[int, int], int] = {}
+    for k, (i, j) in enumerate(zip(rows.tolist(), cols.tolist(), strict=True)):
+        if i < 0:
+            found.append(Problem(reason=f"{path.name}: unknown demand id {d_col[k]!r}",
+                                 field=demand_field, row=k + 1, code="unknown_id"))
+        elif j < 0:
+            found.append(Problem(reason=f"{path.name}: unknown candidate id {c_col[k]!r}",
+                                 field=candidate_field, row=k + 1, code="unknown_id"))
+        elif (i, j) in first:
+            found.append(Problem(reason=f"{path.name}: duplicate pair (same as row "
+                                 f"{first[i, j] + 1})", field=candidate_field, row=k + 1,
+                                 code="duplicate_pair"))
+        else:
+            first[i, j] = k
+    _listed(problems, found)
+    ok = (rows >= 0) & (cols >= 0)
+    return sp.csr_matrix((cost[ok], (rows[ok], cols[ok])),
+                         shape=(len(demand_ids), len(candidate_ids)))
+
+
+def _known_ids(ids: list[str] | None, universe: list[str], option: str,
+               problems: list[Problem]) -> list[str] | None:
+    """``ids`` (from an id-list file) after checking each is a candidate of its tier."""
+    if ids is None:
+        return None
+    known = set(universe)
+    _listed(problems, [Problem(reason=f"unknown candidate id {v!r}", field=option,
+                               row=k + 1, code="unknown_id")
+                       for k, v in enumerate(ids) if v not in known])
+    return ids
+
+
+def locate_tiers(
+    upper_costs: Annotated[Path, typer.Option(
+        help="Pairs CSV (demand, candidate, cost) to the upper-tier candidates, e.g. township "
+        "centres that could become county sub-centres.")],
+    lower_costs: Annotated[Path, typer.Option(
+        help="Pairs CSV (demand, candidate, cost) to the lower-tier candidates, e.g. existing "
+        "and possible village clinics.")],
+    upper_threshold: Annotated[float, typer.Option(
+        help="T1 in the cost units: the weight within T1 of an open upper-tier site is "
+        "maximised.")],
+    lower_threshold: Annotated[float, typer.Option(
+        help="T2 in the cost units: every demand point must be within T2 of an open "
+        "lower-tier site.")],
+    upgrades: Annotated[int, typer.Option(
+        help="At most this many upper-tier sites are opened besides --upper-fixed.")],
+    out: Annotated[Path, typer.Option(help="Where to write result.json.")],
+    demand: Annotated[Path | None, typer.Option(
+        help="Demand CSV: id and weight columns (default: the ids of the pairs CSVs, "
+        "weight 1).")] = None,
+    upper_candidates: Annotated[Path | None, typer.Option(
+        help="Upper-tier candidates CSV: id column (and --lower-id-field).")] = None,
+    lower_candidates: Annotated[Path | None, typer.Option(
+        help="Lower-tier candidates CSV: id column (and --site-cost-field).")] = None,
+    upper_fixed: Annotated[Path | None, typer.Option(
+        help="Text file, one upper-tier candidate id per line: already open.")] = None,
+    upper_forbidden: Annotated[Path | None, typer.Option(
+        help="Text file, one upper-tier candidate id per line: kept closed.")] = None,
+    lower_fixed: Annotated[Path | None, typer.Option(
+        help="Text file, one lower-tier candidate id per line: already open (existing "
+        "clinics).")] = None,
+    lower_forbidden: Annotated[Path | None, typer.Option(
+        help="Text file, one lower-tier candidate id per line: kept closed.")] = None,
+    new_lower: Annotated[int | None, typer.Option(
+        help="At most this many new lower-tier sites (default: as many as needed).")] = None,
+    site_cost_field: Annotated[str | None, typer.Option(
+        help="Cost-per-site column of the lower-tier candidates CSV (with --budget).")] = None,
+    budget: Annotated[float | None, typer.Option(
+        help="Budget for the costs of the new lower-tier sites.")] = None,
+    lower_id_field: Annotated[str | None, typer.Option(
+        help="Column of the upper-tier candidates CSV naming the lower-tier candidate at the "
+        "same place: an upgraded site stays open as a lower-tier site.")] = None,
+    time_limit: Annotated[float, typer.Option(help="Time limit in seconds.")] = 60.0,
+    gap: Annotated[float, typer.Option(help="Relative gap at which to stop.")] = 0.0,
+    seed: Annotated[int, typer.Option(help="Random seed for the solver.")] = 0,
+    demand_field: Annotated[str, typer.Option(help="Demand id column.")] = "demand_id",
+    candidate_field: Annotated[str, typer.Option(help="Candidate id column.")] = "candidate_id",
+    cost_field: Annotated[str, typer.Option(help="Cost column of the pairs CSVs.")] = "cost",
+    weight_field: Annotated[str, typer.Option(help="Weight column of the demand CSV.")] = "weight",
+) -> None:
+    """Choose upgrades and lower-tier sites together (two-tier cover).
+
+    Opens at most --upgrades upper-tier sites so that the most weight lies
+    within --upper-threshold of one, while every demand point (weight > 0)
+    stays within --lower-threshold of an open lower-tier site: the
+    --lower-fixed ones plus new ones, limited by --new-lower and/or --budget.
+    Among the best solutions, the one with the fewest new lower-tier sites.
+
+    result.json holds model, objective, bound, gap, status, upper_selected,
+    lower_selected, upper_new, lower_new, seconds and method. Bad input, or
+    limits that leave a demand point beyond --lower-threshold, exit with
+    code 2 and name the file, row and field.
+    """
+    with input_errors_exit_2():
+        problems: list[Problem] = []
+        columns = {"demand_field": demand_field, "candidate_field": candidate_field,
+                   "cost_field": cost_field}
+        upper = _pairs(upper_costs, "upper-costs", problems, **columns)
+        lower = _pairs(lower_costs, "lower-costs", problems, **columns)
+        if upper is None or lower is None:
+            raise InputError(problems)
+        _, up_d, up_c, up_cost = upper
+        _, low_d, low_c, low_cost = lower
+        weights: np.ndarray | None = None
+        if demand is not None:
+            frame = _read_csv(demand, "demand", problems)
+            if frame is None or not _columns(frame, [demand_field], demand, problems):
+                raise InputError(problems)
+            demand_ids = frame[demand_field].str.strip().tolist()
+            if weight_field in frame.columns:
+                weights = _numbers(frame, weight_field, problems, label="weight ")
+        else:
+            demand_ids = list(dict.fromkeys(up_d + low_d))
+        upper_ids, lower_ids = list(dict.fromkeys(up_c)), list(dict.fromkeys(low_c))
+        same_place: list[str] = []
+        if upper_candidates is not None:
+            frame = _read_csv(upper_candidates, "upper-candidates", problems)
+            wanted = [candidate_field] + ([lower_id_field] if lower_id_field else [])
+            if frame is not None and _columns(frame, wanted, upper_candidates, problems):
+                upper_ids = frame[candidate_field].str.strip().tolist()
+                if lower_id_field:
+                    same_place = frame[lower_id_field].str.strip().tolist()
+        elif lower_id_field:
+            problems.append(Problem(reason="needs --upper-candidates", field=lower_id_field,
+                                    code="missing"))
+        site_costs = None
+        if lower_candidates is not None:
+            frame = _read_csv(lower_candidates, "lower-candidates", problems)
+            wanted = [candidate_field] + ([site_cost_field] if site_cost_field else [])
+            if frame is not None and _columns(frame, wanted, lower_candidates, problems):
+                lower_ids = frame[candidate_field].str.strip().tolist()
+                if site_cost_field:
+                    site_costs = _numbers(frame, site_cost_field, problems, label="site cost ")
+        elif site_cost_field:
+            problems.append(Problem(reason="needs --lower-candidates", field=site_cost_field,
+                                    code="missing"))
+        if budget is not None and not site_cost_field:
+            problems.append(Problem(reason="a budget needs --site-cost-field", field="budget",
+                                    code="missing"))
+        known_lower = set(lower_ids)
+        _listed(problems, [Problem(reason=f"unknown lower-tier candidate id {lo!r}",
+                                   field=lower_id_field, row=k + 1, code="unknown_id")
+                           for k, lo in enumerate(same_place) if lo and lo not in known_lower])
+        upper_in_lower = {u: lo for u, lo in zip(upper_ids, same_place, strict=False) if lo}
+        ids = {}
+        for option, path, universe in (("upper-fixed", upper_fixed, upper_ids),
+                                       ("upper-forbidden", upper_forbidden, upper_ids),
+                                       ("lower-fixed", lower_fixed, lower_ids),
+                                       ("lower-forbidden", lower_forbidden, lower_ids)):
+            ids[option] = _known_ids(_id_list(path, option, problems) if path else None,
+                                     universe, option, problems)
+        if problems:
+            raise InputError(problems)
+        matrices = [_pair_matrix(path, d_col, c_col, cost, demand_ids=demand_ids,
+                                 candidate_ids=c_ids, demand_field=demand_field,
+                                 candidate_field=candidate_field, problems=problems)
+                    for path, d_col, c_col, cost, c_ids in (
+                        (upper_costs, up_d, up_c, up_cost, upper_ids),
+                        (lower_costs, low_d, low_c, low_cost, lower_ids))]
+        if problems:
+            raise InputError(problems)
+        model = TwoTierCover.from_cost_matrices(
+            matrices[0], matrices[1], weights, upper_threshold=upper_threshold,
+            lower_threshold=lower_threshold, upgrades=upgrades, upper_fixed=ids["upper-fixed"],
+            upper_forbidden=ids["upper-forbidden"], lower_fixed=ids["lower-fixed"],
+            lower_forbidden=ids["lower-forbidden"], new_lower=new_lower,
+            lower_costs_per_site=site_costs, lower_budget=budget,
+            upper_in_lower=upper_in_lower or None,
+            demand_ids=demand_ids, upper_ids=upper_ids, lower_ids=lower_ids)
+        data = model.solve(time_limit=time_limit, gap=gap, seed=seed).to_dict()
+        out.write_text(json.dumps(data, ensure_ascii=False, indent=2), encoding="utf-8")
+        print_json({**data, "out": str(out)})
