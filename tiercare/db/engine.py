@@ -19,6 +19,10 @@ def create_db_engine(url: str, *, echo: bool = False) -> Engine:
         a SQLite file is created when missing.
     echo:
         Log SQL statements.
+
+    PostgreSQL connections are pooled without a ping on checkout: the ping is one more round
+    trip on every request. After a server restart, the first statement on a dead connection
+    fails (one request answers 500) and SQLAlchemy then discards the whole pool.
     """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -44,7 +48,7 @@ def create_db_engine(url: str, *, echo: bool = False) -> Engine:
             conn.exec_driver_sql("BEGIN")
 
         return engine
-    return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    return create_engine(url, echo=echo, pool_size=10, max_overflow=20)
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

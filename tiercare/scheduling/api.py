@@ -10,15 +10,22 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
+from tiercare.auth.service import Actor
 from tiercare.registry.schemas import Page
 from tiercare.scheduling import service
 from tiercare.scheduling.rules import china_calendar
 from tiercare.scheduling.service import ScheduleIn
-from tiercare.web.deps import ActorDep, SessionDep, SettingsDep, own_transaction
+from tiercare.web.deps import (
+    ActorDep,
+    BearerDep,
+    SessionDep,
+    SettingsDep,
+    run_authenticated,
+)
 
 router = APIRouter(prefix="/api/v1", tags=["appointments"])
 Offset = Annotated[int, Query(ge=0)]
@@ -137,18 +144,22 @@ def list_slots(session: SessionDep, actor: ActorDep, settings: SettingsDep,
 
 
 @router.post("/appointments", status_code=201, summary="Book a place (idempotent)")
-def create_appointment(data: BookIn, response: Response, session: SessionDep,
-                       actor: ActorDep, idempotency_key: IdempotencyKey = None) -> dict:
+async def create_appointment(data: BookIn, request: Request, response: Response,
+                             credentials: BearerDep,
+                             idempotency_key: IdempotencyKey = None) -> dict:
     """Books a general place. 201 when booked, 200 when a retry with the same
     ``Idempotency-Key`` finds the first booking; 409 with a reason otherwise."""
-    with own_transaction(session):
+    def book_place(session: Session, actor: Actor) -> tuple[dict, bool]:
         start_write_transaction(session)
         appointment, created = service.book(session, actor, slot_id=data.slot_id,
                                             resident_id=data.resident_id,
                                             idempotency_key=idempotency_key)
+        return service.appointment_dict(appointment), created
+
+    booked, created = await run_authenticated(request, credentials, book_place)
     if not created:
         response.status_code = 200
-    return service.appointment_dict(appointment)
+    return booked
 
 
 @router.get("/appointments", response_model=Page, summary="List appointments")

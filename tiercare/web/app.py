@@ -25,6 +25,8 @@ from tiercare.errors import (
 
 STATIC_DIR = Path(__file__).with_name("static")
 ROUTERS = (
+    # First: Starlette tries routers in this order, and booking is the hottest request.
+    "tiercare.scheduling.api:router",
     "tiercare.auth.api:router",
     "tiercare.registry.api:router",
     "tiercare.web.pages:router",
@@ -32,7 +34,6 @@ ROUTERS = (
     "tiercare.analyses.api:router",
     "tiercare.analyses.pages:router",
     "tiercare.residents.api:router",
-    "tiercare.scheduling.api:router",
     "tiercare.referral.api:router",
     "tiercare.scheduling.pages:router",
     "tiercare.referral.pages:router",
