@@ -336,3 +336,82 @@ def test_bad_parameters_and_sites_are_named_then_sites_used(client, session):
     assert "a budget applies to the MCLP model" in text
     assert re.search(r"2 sites_file: cost .*needs a cost", text)
     assert re.search(r"3 sites_file: cost .*needs a cost", text)
+
+
+def test_two_tier_upgrades_with_new_clinics_saved_as_scenario(client, session):
+    import_rows(session, "facilities", [
+        {"code": "T2", "name": NAME_T2, "type": "township_health_centre",
+         "division_code": "140725200", "lon": "113.3", "lat": "37.9"}], actor=SYSTEM)
+    session.commit()
+    form_page = client.get("/planning/optimise")
+    assert 'value="two-tier"' in form_page.text and "两级同时选址" in form_page.text
+    assert 'name="lower_threshold"' in form_page.text
+    form = {"division_code": "140725000000", "road_network": "roads", "model": "two-tier",
+            "tier": "county", "threshold": "15", "new_sites": "1", "lower_threshold": "15",
+            "candidates": "township_centres", "time_limit": "10"}
+    response = client.post("/planning/optimise", data=form, follow_redirects=False)
+    assert response.status_code == 303, response.text
+    run_id = _wait(client, response.headers["location"])
+    result = client.get(f"/api/v1/analyses/{run_id}").json()["result"]
+    # Upper tier as in the MCLP test: T2 brings 南村 within 15 min of a county-level site,
+    # 9,000 of 10,000. Lower tier: the village clinics V1 (东村) and V2 (南村) serve 东村, 南村
+    # and 甲镇社区 (1.4 km spur, ~3 min); 西村 is ~21 min from V1 (5.6 km of spur + 4.4 km of
+    # main road + 1.4 km of spur), so it gets the one new clinic, at its own place.
+    assert result["result"]["model"] == "two-tier" and result["result"]["status"] == "optimal"
+    assert result["result"]["objective"] == 9000
+    assert [s["code"] for s in result["new_sites"]] == ["T2"]
+    assert result["new_clinics"] == [{"code": "NEW140725100202", "name": "西村",
+                                      "lon": 113.05, "lat": 37.85, "new": True}]
+    page = client.get(f"/planning/runs/{run_id}")
+    text = _text(page.text)
+    assert "两级同时选址 #" in text and "覆盖 9,000 人（90.0 %）" in text
+    assert "现有 1 + 升级 1 · 新建村卫生室 1" in text
+    chosen = _text(page.text[page.text.index('id="chosen-sites"'):page.text.index("</table>")])
+    assert NAME_T2 in chosen and "西村" in chosen and "新建村卫生室" in chosen
+    assert page.text.count('class="site-new-clinic"') == 1
+    assert page.text.count('class="site-new"') == 1
+    listing = _text(client.get("/planning/optimise").text)
+    assert "两级同时选址 · 县级医院（含县域医疗次中心） · +1 · ≤15 分钟 · 村卫生室 ≤15 分钟" \
+        in listing
+    assert "Two tiers at once" in client.get(f"/planning/runs/{run_id}?lang=en").text
+    client.get("/planning?lang=zh-CN")
+
+    saved = client.post(f"/planning/runs/{run_id}/scenario",
+                        data={"name": "两级方案", "upgrade_to": "county_sub_centre"},
+                        follow_redirects=False)
+    assert saved.status_code == 303, saved.text
+    scenario = session.scalar(select(Scenario).where(Scenario.name == "两级方案"))
+    assert scenario.source == "optimisation:two-tier"
+    assert scenario.changes == [
+        {"action": "upgrade", "code": "T2", "type": "county_sub_centre"},
+        {"action": "add", "code": "NEW140725100202", "name": "西村", "type": "village_clinic",
+         "lon": 113.05, "lat": 37.85}]
+    body = client.get(saved.headers["location"]).text
+    matrix = _text(body[body.index("matrix-table"):])
+    # county tier within 15 min 5,000 → 9,000; village tier within 15 min 9,000 → 10,000
+    assert re.search(r"县级医院[^>]*? 5,000 → 9,000 \+4,000", matrix), matrix[:600]
+    assert re.search(r"村级[^>]*? 9,000 → 10,000 \+1,000", matrix), matrix[:600]
+
+    # refused before a run starts, naming the field; a clinic limit that cannot serve every
+    # village makes the run fail with the reason
+    for bad, field in (({"candidates": "villages"}, "candidate_set"), ({"tier": "village"}, "tier"),
+                       ({"new_clinics": "-1"}, "new_clinics"),
+                       ({"lower_threshold": "0"}, "lower_threshold")):
+        response = client.post("/planning/optimise", data={**form, **bad})
+        assert response.status_code == 422, bad
+        assert field in _text(response.text[response.text.index("problems"):])
+    response = client.post("/planning/optimise", data={**form, "new_clinics": "0"},
+                           follow_redirects=False)
+    assert response.status_code == 303
+    failed_id = int(response.headers["location"].rsplit("/", 1)[1])
+    for _ in range(600):
+        run = client.get(f"/api/v1/analyses/{failed_id}?result=false").json()
+        if run["status"] in {"done", "failed"}:
+            break
+        time.sleep(0.05)
+    assert run["status"] == "failed"
+    failed = client.get(f"/planning/runs/{failed_id}")
+    assert 'id="run-failed"' in failed.text
+    assert "new_clinics" in failed.text
+    assert "with at most 0 new village clinics, not every village is within 15 minutes" \
+        in failed.text

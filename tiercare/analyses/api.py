@@ -29,8 +29,10 @@ class AnalysisIn(BaseModel):
     params: dict[str, Any] = Field(
         default_factory=dict,
         description="access: road_network, thresholds, surface_tier; optimise: road_network, "
-                    "model (lscp|mclp|pmedian|pcenter), tier, new_sites, threshold, "
-                    "candidate_types, time_limit",
+                    "model (lscp|mclp|pmedian|pcenter|two-tier), tier, new_sites, threshold, "
+                    "candidate_types, time_limit; two-tier also lower_threshold (minutes "
+                    "from every village to a village clinic) and new_clinics (limit, "
+                    "optional)",
     )
 
 

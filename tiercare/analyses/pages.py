@@ -59,7 +59,7 @@ SITE_COLUMNS = {"code": ("code", "id", "编码", "代码"), "name": ("name", "�
                 "cost": ("cost", "费用", "投资", "造价")}
 #: Columns an uploaded site list must have.
 SITE_REQUIRED = ("code", "lon", "lat")
-MODELS = ("mclp", "lscp", "pmedian", "pcenter")
+MODELS = ("mclp", "lscp", "pmedian", "pcenter", "two-tier")
 #: Share bands (lower bounds) of the township coverage map.
 SHARE_BANDS = (0.0, 0.5, 0.8, 0.95)
 router = APIRouter(include_in_schema=False)
@@ -385,12 +385,15 @@ async def start_optimise(
     candidates: Annotated[str, Form()] = "township_centres",
     time_limit: Annotated[str, Form()] = "30",
     budget: Annotated[str, Form()] = "",
+    lower_threshold: Annotated[str, Form()] = "15",
+    new_clinics: Annotated[str, Form()] = "",
     sites_file: Annotated[UploadFile | None, File()] = None,
 ) -> Response:
     """Start an optimisation from the form and go to its page."""
     form = {"division_code": division_code, "road_network": road_network, "model": model,
             "tier": tier, "threshold": threshold, "new_sites": new_sites,
-            "candidates": candidates, "time_limit": time_limit, "budget": budget}
+            "candidates": candidates, "time_limit": time_limit, "budget": budget,
+            "lower_threshold": lower_threshold, "new_clinics": new_clinics}
     problems: list[Problem] = []
     params: dict[str, Any] = {"road_network": road_network, "model": model, "tier": tier}
     for field, parse in (("threshold", lambda: _minutes(threshold, "threshold")),
@@ -400,6 +403,15 @@ async def start_optimise(
             params[field] = parse()
         except InputError as exc:
             problems += exc.problems
+    if model == "two-tier":
+        for field, parse in (
+                ("lower_threshold", lambda: _minutes(lower_threshold, "lower_threshold")),
+                ("new_clinics", lambda: _whole(new_clinics, "new_clinics", 0, 1000)
+                 if new_clinics.strip() else None)):
+            try:
+                params[field] = parse()
+            except InputError as exc:
+                problems += exc.problems
     if budget.strip():
         try:
             params["budget"] = float(budget)
@@ -476,7 +488,7 @@ def _objective_text(model: str, value: float | None, total: float,
     """The objective (or bound) in a planner's units."""
     if value is None:
         return "—"
-    if model == "mclp":
+    if model in {"mclp", "two-tier"}:
         return t("plan.obj.covered", people=f"{value:,.0f}", share=kit.percent(value / total)
                  if total else "—")
     if model == "lscp":
@@ -532,16 +544,34 @@ def _optimise_context(session: Session, viewer: Viewer, run: AnalysisRun) -> dic
                                               strict=True)}
     townships = [(d.name, prep(shape(d.boundary))) for d in kit.townships(session, prefix)
                  if d.boundary]
+
+    def township_of(lon: float | None, lat: float | None) -> str:
+        return next((name for name, area in townships
+                     if lon is not None and area.covers(Point(lon, lat))), "")
+
     sites = []
     for site in data.get("new_sites", []):
         lon, lat = (site["lon"], site["lat"]) if site.get("lon") is not None \
             else located.get(site["code"], (None, None))
-        township = next((name for name, area in townships
-                         if lon is not None and area.covers(Point(lon, lat))), "")
-        sites.append({**site, "type": types_of.get(site["code"], ""), "township": township})
+        sites.append({**site, "type": types_of.get(site["code"], ""),
+                      "township": township_of(lon, lat)})
         builder.point(lon, lat, css="site-new", radius=8.5,
                       label=f"{site['name']} · {t('plan.legend.new')}",
                       href=None if site.get("new") else f"/facilities/{quote(site['code'])}")
+    clinics = []
+    for site in data.get("new_clinics", []):
+        clinics.append({**site, "type": service.NEW_CLINIC_TYPE, "clinic": True,
+                        "township": township_of(site["lon"], site["lat"])})
+        builder.point(site["lon"], site["lat"], css="site-new-clinic", radius=6.5,
+                      label=f"{site['name']} · {t('plan.legend.new_clinic')}")
+    if model == "lscp":
+        sites_text = t("plan.sites_lscp", total=len(result.get("selected", [])),
+                       kept=len(existing & set(result.get("selected", []))))
+    elif model == "two-tier":
+        sites_text = t("plan.sites_two_tier", existing=len(existing), new=len(sites),
+                       clinics=len(clinics))
+    else:
+        sites_text = t("plan.sites_text", existing=len(existing), new=len(sites))
     types = list(tiers()["tiers"][tier]["types"]) if tier in tiers()["tiers"] else []
     upgrade_default = TIER_DEFAULT_TYPE.get(tier, types[0] if types else "county_sub_centre")
     gap = result.get("gap")
@@ -550,10 +580,8 @@ def _optimise_context(session: Session, viewer: Viewer, run: AnalysisRun) -> dic
         "objective_text": _objective_text(model, result.get("objective"), total, t),
         "bound_text": _objective_text(model, result.get("bound"), total, t),
         "gap_text": "—" if gap is None else f"{gap * 100:.2f} %",
-        "existing_count": len(existing), "sites": sites, "candidate_set": candidate_set,
-        "sites_text": t("plan.sites_lscp", total=len(result.get("selected", [])),
-                        kept=len(existing & set(result.get("selected", []))))
-        if model == "lscp" else t("plan.sites_text", existing=len(existing), new=len(sites)),
+        "existing_count": len(existing), "sites": sites, "clinics": clinics,
+        "candidate_set": candidate_set, "sites_text": sites_text,
         "budget": data.get("budget"), "spent": data.get("spent"),
         "with_costs": any(site.get("cost") for site in sites),
         "map": builder.render(width=760, max_height=560),

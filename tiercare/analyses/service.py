@@ -15,6 +15,7 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from shapely.geometry import Point, shape
 from shapely.prepared import prep
 from sqlalchemy import select
@@ -24,7 +25,8 @@ from tiercare.analyses.models import AnalysisRun
 from tiercare.auth.service import Actor, audit
 from tiercare.db.base import utcnow
 from tiercare.errors import ConflictError, InputError, NotFoundError, Problem
-from tiercare.planning.network import Network, nearest_facility, snap
+from tiercare.planning.locate import LocateInfeasibleError, TwoTierCover
+from tiercare.planning.network import Network, nearest_facility, snap, travel_time_pairs
 from tiercare.registry.accessibility import (
     DEFAULT_THRESHOLDS,
     analyse,
@@ -39,6 +41,12 @@ from tiercare.scenarios.models import RoadNetwork, Scenario
 from tiercare.scenarios.service import network_from_layer
 
 KINDS = ("access", "optimise")
+#: Models of an optimisation run; ``two-tier`` chooses upgrades and new village clinics together.
+OPTIMISE_MODELS = ("lscp", "mclp", "pmedian", "pcenter", "two-tier")
+#: The lower tier of the two-tier model (kept within ``lower_threshold`` of every village) and
+#: the facility type its new sites get in a scenario.
+LOWER_TIER = "village"
+NEW_CLINIC_TYPE = "village_clinic"
 #: Where an optimisation looks for sites: registry facilities of ``candidate_types`` (upgrades),
 #: every village of the division, or the ``sites`` given with the run (both new facilities).
 CANDIDATE_SETS = ("facilities", "villages", "sites")
@@ -79,8 +87,8 @@ def create_run(session: Session, actor: Actor, *, kind: str, division_code: str,
         raise InputError.single("thresholds must be a list of minutes in (0, 600]",
                                 field="thresholds")
     if kind == "optimise":
-        if params.get("model", "mclp") not in {"lscp", "mclp", "pmedian", "pcenter"}:
-            raise InputError.single("model must be lscp, mclp, pmedian or pcenter",
+        if params.get("model", "mclp") not in OPTIMISE_MODELS:
+            raise InputError.single(f"model must be one of {', '.join(OPTIMISE_MODELS)}",
                                     field="model")
         if params.get("tier", "county") not in tiers()["tiers"]:
             raise InputError.single("unknown tier", field="tier")
@@ -95,6 +103,8 @@ def create_run(session: Session, actor: Actor, *, kind: str, division_code: str,
             params = {**params, "sites": validate_sites(session, division, params.get("sites"))}
         if params.get("budget") is not None:
             _check_budget(params)
+        if params.get("model") == "two-tier":
+            _check_two_tier(params)
     run = AnalysisRun(kind=kind, division_code=division.code, params=params,
                       created_by=actor.username)
     session.add(run)
@@ -119,6 +129,28 @@ def _check_budget(params: dict[str, Any]) -> None:
         problems += [Problem("a budget needs a cost for every site", field="cost", row=row,
                              code="missing")
                      for row, site in enumerate(params["sites"], start=1) if "cost" not in site]
+    if problems:
+        raise InputError(problems)
+
+
+def _check_two_tier(params: dict[str, Any]) -> None:
+    """The two-tier model upgrades registry facilities of a tier above the village tier."""
+    problems: list[Problem] = []
+    if params.get("tier", "county") == LOWER_TIER:
+        problems.append(Problem("the two-tier model needs a tier above the village tier",
+                                field="tier"))
+    if params.get("candidate_set", "facilities") != "facilities":
+        problems.append(Problem("the two-tier model upgrades registry facilities: choose "
+                                "facility candidates", field="candidate_set"))
+    lower = params.get("lower_threshold", 15)
+    if isinstance(lower, bool) or not isinstance(lower, int | float) or not 0 < lower <= 600:
+        problems.append(Problem("lower_threshold must be minutes in (0, 600]",
+                                field="lower_threshold"))
+    clinics = params.get("new_clinics")
+    if clinics is not None and (isinstance(clinics, bool) or not isinstance(clinics, int)
+                                or not 0 <= clinics <= 1000):
+        problems.append(Problem("new_clinics must be a whole number 0..1000 or absent",
+                                field="new_clinics"))
     if problems:
         raise InputError(problems)
 
@@ -315,6 +347,8 @@ def _optimise(session: Session, actor: Actor, division_code: str, params: dict[s
     progress(0.1, "building the road network")
     network = _network(session, params)
     progress(0.3, "travel times and solving")
+    if params.get("model") == "two-tier":
+        return _clean(_optimise_two_tier(session, actor, network, division_code, params))
     if params.get("candidate_set", "facilities") != "facilities":
         return _clean(_optimise_new_sites(session, actor, network, division_code, params))
     result = optimise_upgrades(
@@ -389,13 +423,85 @@ def _optimise_new_sites(session: Session, actor: Actor, network: Network, divisi
     }, default=str))
 
 
+def _travel_times(network: Network, demand: gpd.GeoDataFrame, sites: gpd.GeoDataFrame,
+                  cutoff_s: float) -> sp.csr_matrix:
+    """Seconds from each demand point (row) to each site (column) within ``cutoff_s``."""
+    site_i, demand_i, seconds = travel_time_pairs(network, sites, demand, cutoff_s=cutoff_s,
+                                                  direction="to_origins")
+    return sp.csr_matrix((seconds, (demand_i, site_i)), shape=(len(demand), len(sites)))
+
+
+def _optimise_two_tier(session: Session, actor: Actor, network: Network, division_code: str,
+                       params: dict[str, Any]) -> dict[str, Any]:
+    """Upgrades and new village clinics chosen together (:class:`TwoTierCover`).
+
+    Upper tier as in :func:`tiercare.scenarios.optimise.optimise_upgrades`: the facilities of
+    ``tier`` stay open and at most ``new_sites`` facilities of ``candidate_types`` are upgraded
+    so that the most people are within ``threshold`` minutes. Lower tier: the village tier's
+    facilities stay open and every village is a possible new clinic (code ``NEW`` + village
+    code; at most ``new_clinics`` when given), so that every village is within
+    ``lower_threshold`` minutes of one; the fewest new clinics are chosen. Weights are the
+    villages' populations.
+    """
+    tier = params.get("tier", "county")
+    prefix = prefix_of(division_code)
+    demand = demand_points(session, actor, root_prefix=prefix)
+    facilities = facility_points(session, actor, root_prefix=prefix)
+    spec = tiers()["tiers"]
+    existing = facilities[facilities["type"].isin(spec[tier]["types"])]
+    candidates = facilities[facilities["type"].isin(params.get("candidate_types", ()))
+                            & ~facilities["code"].isin(existing["code"])]
+    if candidates.empty:
+        raise InputError.single("no candidate facility of the chosen types in scope",
+                                field="candidate_types")
+    clinics = facilities[facilities["type"].isin(spec[LOWER_TIER]["types"])]
+    villages = gpd.GeoDataFrame({"code": NEW_SITE_PREFIX + demand["code"],
+                                 "name": demand["name"]}, geometry=list(demand.geometry),
+                                crs="EPSG:4326")
+    upper = gpd.GeoDataFrame(pd.concat([existing, candidates], ignore_index=True),
+                             geometry="geometry", crs="EPSG:4326")
+    lower = gpd.GeoDataFrame(pd.concat([clinics[["code", "name", "geometry"]], villages],
+                                       ignore_index=True), geometry="geometry", crs="EPSG:4326")
+    t1 = float(params.get("threshold", 30)) * 60
+    t2 = float(params.get("lower_threshold", 15)) * 60
+    model = TwoTierCover.from_cost_matrices(
+        _travel_times(network, demand, upper, t1), _travel_times(network, demand, lower, t2),
+        demand["population"].to_numpy(dtype=np.float64), upper_threshold=t1,
+        lower_threshold=t2, upgrades=int(params.get("new_sites", 2)),
+        upper_fixed=list(existing["code"]), lower_fixed=list(clinics["code"]),
+        new_lower=params.get("new_clinics"), demand_ids=list(demand["code"]),
+        upper_ids=list(upper["code"]), lower_ids=list(lower["code"]))
+    try:
+        result = model.solve(time_limit=float(params.get("time_limit", 30)))
+    except LocateInfeasibleError as exc:
+        limit = params.get("new_clinics")
+        raise InputError.single(
+            f"with at most {limit} new village clinics, not every village is within "
+            f"{t2 / 60:g} minutes of one" if limit is not None else str(exc),
+            field="new_clinics" if limit is not None else "lower_threshold") from exc
+
+    def chosen(frame: gpd.GeoDataFrame, codes: tuple[Any, ...]) -> list[dict[str, Any]]:
+        rows = frame.set_index("code").loc[list(codes)]
+        return [{"code": code, "name": row["name"], "lon": row.geometry.x,
+                 "lat": row.geometry.y} for code, row in rows.iterrows()]
+
+    return json.loads(json.dumps({
+        "result": result.to_dict(), "tier": tier, "lower_tier": LOWER_TIER,
+        "existing": sorted(existing["code"]), "new_sites": chosen(upper, result.upper_new),
+        "clinics_existing": len(clinics),
+        "new_clinics": [{**site, "new": True} for site in chosen(lower, result.lower_new)],
+        "population_total": float(demand["population"].sum()),
+    }, default=str))
+
+
 def save_as_scenario(session: Session, actor: Actor, run: AnalysisRun, *, name: str,
                      upgrade_to: str = "county_sub_centre") -> Scenario:
     """Turn a finished optimisation into a saved scenario (one action).
 
     Chosen registry facilities become ``upgrade`` changes (as in
     :func:`tiercare.scenarios.optimise.scenario_from_optimisation`); chosen new sites (villages
-    or given sites) become ``add`` changes: a facility of type ``upgrade_to`` at the site.
+    or given sites) become ``add`` changes: a facility of type ``upgrade_to`` at the site; the
+    new clinics of a two-tier run become ``add`` changes of a village clinic.
     """
     from tiercare.scenarios.optimise import scenario_from_optimisation
     from tiercare.scenarios.service import create_scenario
@@ -404,7 +510,8 @@ def save_as_scenario(session: Session, actor: Actor, run: AnalysisRun, *, name: 
         raise ConflictError("not_a_finished_optimisation",
                             "only a finished optimisation can be saved")
     sites = run.result["new_sites"]
-    if not any(site.get("new") for site in sites):
+    clinics = run.result.get("new_clinics", [])
+    if not clinics and not any(site.get("new") for site in sites):
         return scenario_from_optimisation(session, actor, run.result, name=name,
                                           division_code=run.division_code,
                                           road_network=run.params["road_network"],
@@ -413,10 +520,16 @@ def save_as_scenario(session: Session, actor: Actor, run: AnalysisRun, *, name: 
                 "lon": site["lon"], "lat": site["lat"]} if site.get("new") else
                {"action": "upgrade", "code": site["code"], "type": upgrade_to}
                for site in sites]
+    changes += [{"action": "add", "code": site["code"], "name": site["name"],
+                 "type": NEW_CLINIC_TYPE, "lon": site["lon"], "lat": site["lat"]}
+                for site in clinics]
     result = run.result["result"]
+    parts = [(text + ", ".join(site["name"] for site in chosen)) for text, chosen in (
+        ("upgrade ", [site for site in sites if not site.get("new")]),
+        ("new sites at ", [site for site in sites if site.get("new")]),
+        ("new village clinics at ", clinics)) if chosen]
     description = (f"{result['model'].upper()} optimum ({result['status']}, gap "
-                   f"{(result['gap'] or 0) * 100:.2f} %): new sites at "
-                   + ", ".join(site["name"] for site in sites))
+                   f"{(result['gap'] or 0) * 100:.2f} %): " + "; ".join(parts))
     return create_scenario(session, actor, name=name, division_code=run.division_code,
                            road_network=run.params["road_network"], changes=changes,
                            description=description,
