@@ -20,7 +20,10 @@ What it does (one run, one fresh PostgreSQL database):
 5. upper bound on the same stack: the same number of requests, same client and concurrency,
    to ``GET /healthz`` — a bare FastAPI endpoint that runs ``SELECT 1`` on the same pool — so
    the gap between the booking path and what any endpoint of this stack can do is printed;
-6. runs ``pgbench`` on the same database with a single-row update script
+6. floor of any Python HTTP endpoint here: the same booking requests to a bare ASGI callable
+   on the same uvicorn (``_minimal_booking_asgi.py``: no framework, no authentication, no
+   rules, one ``SELECT`` per request on async psycopg, books nothing);
+7. runs ``pgbench`` on the same database with a single-row update script
    (``UPDATE bench_slot SET booked = booked + 1 WHERE id = :id``, ids over the same 50 rows,
    ``--concurrency / 2`` clients, two threads; on this machine 32 and 64 clients give the same
    rate within noise) — the ceiling of a one-statement transaction on this server — and reports
@@ -52,6 +55,7 @@ import time
 import uuid
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sqlalchemy import create_engine, func, select, text
@@ -261,18 +265,11 @@ def main() -> None:
     log = tempfile.NamedTemporaryFile("w+b", suffix=".log", delete=False)
     try:
         token, residents, slots = _setup(url, attempts=attempts, places=places)
-        port = _free_port()
         env = {**os.environ, "TIERCARE_DATABASE_URL": url, "TIERCARE_SECRET_KEY": SECRET,
-               "TIERCARE_ENVIRONMENT": "test"}
-        server = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "tiercare.web.app:create_app", "--factory",
-             "--host", "127.0.0.1", "--port", str(port), "--workers", str(args.workers),
-             "--loop", "uvloop", "--http", "httptools",
-             "--log-level", "warning", "--no-access-log", "--timeout-keep-alive", "120",
-             "--backlog", "4096"],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log)
-        base = f"http://127.0.0.1:{port}"
-        _wait_ready(base, server)
+               "TIERCARE_ENVIRONMENT": "test",
+               "MINIMAL_ASGI_DATABASE_URL": url.replace("postgresql+psycopg://", "postgresql://")}
+        server, base = _start_uvicorn(["tiercare.web.app:create_app", "--factory"],
+                                      workers=args.workers, env=env, log=log)
         bookings = [("POST", "/api/v1/appointments",
                      {"slot_id": slots[i % len(slots)], "resident_id": residents[i]})
                     for i in range(len(residents))]
@@ -289,6 +286,13 @@ def main() -> None:
             audited = s.scalar(select(func.count()).select_from(AuditEntry).where(
                 AuditEntry.entity == "appointment", AuditEntry.action == "create")) or 0
         engine.dispose()
+        server.terminate()
+        server.wait(timeout=30)
+        server, base = _start_uvicorn(["--app-dir", str(ROOT / "benchmarks"),
+                                       "_minimal_booking_asgi:app"],
+                                      workers=args.workers, env=env, log=log)
+        floor = _phase(base, token, bookings, concurrency=args.concurrency,
+                       server_pid=server.pid)
         server.terminate()
         server.wait(timeout=30)
         server = None
@@ -316,6 +320,12 @@ def main() -> None:
                         "client and concurrency, same run",
                 **bare, "ratio_to_pgbench": round(bare["req_per_s"] / tps, 3),
                 "booking_rate_over_bare_rate": round(rate / bare["req_per_s"], 3)},
+            "bound_minimal_asgi": {
+                "what": "the same booking requests to a bare ASGI callable on the same uvicorn "
+                        "(benchmarks/_minimal_booking_asgi.py: no framework, no auth, no rules, "
+                        "one SELECT per request on async psycopg; books nothing), same run",
+                **floor, "ratio_to_pgbench": round(floor["req_per_s"] / tps, 3),
+                "booking_rate_over_floor_rate": round(rate / floor["req_per_s"], 3)},
             "targets": {"ratio_ge_0_25": rate / tps >= 0.25, "p99_lt_1s": p99 < 1000.0},
             "peak_rss_mb": {
                 "client_process": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -341,6 +351,22 @@ def main() -> None:
                               "WHERE datname = :n"), {"n": name})
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
         admin.dispose()
+
+
+def _start_uvicorn(target: list[str], *, workers: int, env: dict[str, str],
+                   log: Any) -> tuple[subprocess.Popen[bytes], str]:
+    """Start uvicorn (uvloop, httptools) on a free port; returns the process and base URL."""
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", *target,
+         "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
+         "--loop", "uvloop", "--http", "httptools",
+         "--log-level", "warning", "--no-access-log", "--timeout-keep-alive", "120",
+         "--backlog", "4096"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log)
+    base = f"http://127.0.0.1:{port}"
+    _wait_ready(base, server)
+    return server, base
 
 
 def _wait_ready(base: str, server: subprocess.Popen[bytes]) -> None:
