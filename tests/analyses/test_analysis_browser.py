@@ -149,3 +149,41 @@ def test_plan_optimise_save_and_compare(server: str, browser: object, tmp_path: 
     assert errors == [], errors
     assert failed == [], failed
     context.close()
+
+
+def test_two_tier_model_in_the_optimise_form(server: str, browser: object,
+                                             tmp_path: Path) -> None:
+    from playwright.sync_api import expect
+
+    context = browser.new_context(  # type: ignore[attr-defined]
+        viewport={"width": 1400, "height": 900}, locale="zh-CN")
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(server + "/login?next=/planning/optimise")
+    page.fill("input[name=username]", "planner")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+
+    # the two-tier fields are on only for the two-tier model
+    expect(page.locator("input[name=lower_threshold]")).to_be_disabled()
+    page.locator("input[name=model][value=two-tier]").check()
+    expect(page.locator("input[name=lower_threshold]")).to_be_enabled()
+    expect(page.locator("input[name=new_clinics]")).to_be_enabled()
+    expect(page.locator("input[name=budget]")).to_be_disabled()
+    page.select_option("select[name=candidates]", "township_centres")
+    page.fill("input[name=threshold]", "15")
+    page.fill("input[name=new_sites]", "1")
+    page.fill("input[name=lower_threshold]", "15")
+    screenshot(page, tmp_path, "planning_browser_06_two_tier_form")
+    page.get_by_role("button", name="开始优化").click()
+    # T2 upgraded (9,000 within 15 min of a county-level site); 西村 gets a new clinic
+    expect(page.locator("#solution")).to_contain_text("覆盖 9,000 人", timeout=30000)
+    expect(page.locator("#chosen-sites")).to_contain_text("乙乡卫生院")
+    expect(page.locator("#chosen-sites")).to_contain_text("西村")
+    expect(page.locator("svg circle.site-new")).to_have_count(1)
+    expect(page.locator("svg circle.site-new-clinic")).to_have_count(1)
+    expect(page.locator("svg circle.clinic-existing")).to_have_count(2)  # V1, V2
+    screenshot(page, tmp_path, "planning_browser_07_two_tier_result")
+    assert errors == [], errors
+    context.close()

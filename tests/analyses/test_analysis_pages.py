@@ -370,6 +370,8 @@ def test_two_tier_upgrades_with_new_clinics_saved_as_scenario(client, session):
     assert NAME_T2 in chosen and "西村" in chosen and "新建村卫生室" in chosen
     assert page.text.count('class="site-new-clinic"') == 1
     assert page.text.count('class="site-new"') == 1
+    assert page.text.count('class="clinic-existing"') == 2  # V1 and V2 stay open
+    assert 'value="两级同时选址 县级医院（含县域医疗次中心） +1' in page.text
     listing = _text(client.get("/planning/optimise").text)
     assert "两级同时选址 · 县级医院（含县域医疗次中心） · +1 · ≤15 分钟 · 村卫生室 ≤15 分钟" \
         in listing

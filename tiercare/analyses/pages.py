@@ -528,13 +528,17 @@ def _optimise_context(session: Session, viewer: Viewer, run: AnalysisRun) -> dic
         if site["code"] not in chosen:
             builder.point(site["lon"], site["lat"], css="site-candidate",
                           label=f"{site['name']} ({site['code']})", radius=4.0)
-    for css, radius in (("site-candidate", 4.0), ("site-existing", 6.5)):
+    # the two-tier model also shows the village-level facilities it keeps open
+    lower_types = set(tiers()["tiers"][service.LOWER_TIER]["types"]) \
+        if model == "two-tier" else set()
+    for css, radius in (("clinic-existing", 3.5), ("site-candidate", 4.0),
+                        ("site-existing", 6.5)):
         for code, name, ftype, point in zip(facilities["code"], facilities["name"],
                                             facilities["type"], facilities.geometry,
                                             strict=True):
             kind = ("site-existing" if code in existing and code not in chosen
                     else "site-candidate" if ftype in candidate_types and code not in chosen
-                    else None)
+                    else "clinic-existing" if ftype in lower_types else None)
             if kind == css:
                 builder.point(point.x, point.y, css=css,
                               label=f"{name} · {t.label('ftype', ftype)}",
@@ -586,7 +590,9 @@ def _optimise_context(session: Session, viewer: Viewer, run: AnalysisRun) -> dic
         "with_costs": any(site.get("cost") for site in sites),
         "map": builder.render(width=760, max_height=560),
         "upgrade_types": types, "upgrade_default": upgrade_default,
-        "default_name": t("plan.default_scenario_name", model=model.upper(),
+        "default_name": t("plan.default_scenario_name",
+                          model=t("plan.model.two-tier") if model == "two-tier"
+                          else model.upper(),
                           tier=t.label("tier", tier), n=len(sites), run=run.id),
     }
 
