@@ -137,28 +137,34 @@ def test_site_manager_creates_releases_from_the_page(client, session):
     refused = {
         # text that is not a number or a time, a missing opening time
         "parse": (_release_form(doses="thirty", opens_at="", seed="x"),
-                  {"doses": "not a whole number", "opens_at": "required",
-                   "seed": "not a whole number"}),
+                  {"doses": "不是整数", "opens_at": "必填项为空", "seed": "不是整数"}),
         # the model's bounds and choices
         "model": (_release_form(doses="0", mode="raffle", offer_hours="999"),
-                  {"doses": "greater than or equal to 1", "mode": "'arrival' or 'lottery'",
-                   "offer_hours": "less than or equal to 240"}),
+                  {"doses": "低于允许的最小值", "mode": "不在可选值中",
+                   "offer_hours": "高于允许的最大值"}),
         "eligibility": (_release_form(min_age="50", max_age="45"),
-                        {"eligibility": "min_age is above max_age"}),
+                        {"max_age": "最小年龄大于最大年龄"}),
         # the service's checks: catalogue, lottery closing time
         "service": (_release_form(vaccine="NOPE", mode="lottery", closes_at="2030-03-01T08:00"),
-                    {"vaccine": "unknown vaccine 'NOPE'",
-                     "closes_at": "must be after opens_at"}),
+                    {"vaccine": "未知疫苗", "closes_at": "截止时间必须晚于放号时间"}),
     }
     for case, (form, expected) in refused.items():
         r = client.post("/immunization/sites/VS1/releases", data=form)
         text = html.unescape(r.text)
         assert r.status_code == 422, case
+        assert "表单有误" in text, case
         for field, reason in expected.items():
-            assert f"field '{field}'" in text and reason in text, (case, field)
-            assert f'id="problem-{field}"' in text, (case, field)
+            assert f'id="problem-{field}" role="alert">⚠ {reason}<' in text, (case, field)
         assert f'value="{form["code"]}"' in text  # the form keeps what was typed
         assert written() == before, case
+    # the same reasons in English on the English page
+    form, _ = refused["service"]
+    r = client.post("/immunization/sites/VS1/releases?lang=en", data=form)
+    text = html.unescape(r.text)
+    assert r.status_code == 422 and "The form was refused" in text
+    assert 'id="problem-vaccine" role="alert">⚠ Unknown vaccine<' in text
+    assert 'id="problem-closes_at" role="alert">⚠ Must be after the opening time<' in text
+    client.get("/immunization/sites/VS1?lang=zh-CN")
     # an arrival release, times in the site's local time (Asia/Shanghai, UTC+8)
     made = client.post("/immunization/sites/VS1/releases", data=_release_form(),
                        follow_redirects=False)
@@ -172,7 +178,7 @@ def test_site_manager_creates_releases_from_the_page(client, session):
     assert first.eligibility == {"sex": "F", "min_age": 9, "max_age": 45}
     # the same code again is refused, naming the field
     again = client.post("/immunization/sites/VS1/releases", data=_release_form(doses="5"))
-    assert again.status_code == 422 and "a release with this code exists" in again.text
+    assert again.status_code == 422 and 'id="problem-code" role="alert">⚠ 编码重复<' in again.text
     # a lottery with a published seed, open to everyone
     lottery = client.post("/immunization/sites/VS1/releases", data=_release_form(
         code="HPV-L1", mode="lottery", closes_at="2030-03-03T18:00", seed="20300301",

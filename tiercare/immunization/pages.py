@@ -318,7 +318,8 @@ def release_input(values: dict[str, str], site_code: str, timezone: str) -> rele
         try:
             return int(text)
         except ValueError:
-            problems.append(Problem(reason="not a whole number", field=name))
+            problems.append(Problem(reason="not a whole number", field=name,
+                                    code="not_integer"))
             return None
 
     def moment(name: str) -> dt.datetime | None:
@@ -328,7 +329,8 @@ def release_input(values: dict[str, str], site_code: str, timezone: str) -> rele
         try:
             local = dt.datetime.fromisoformat(text)
         except ValueError:
-            problems.append(Problem(reason="not a date and time (YYYY-MM-DDTHH:MM)", field=name))
+            problems.append(Problem(reason="not a date and time (YYYY-MM-DDTHH:MM)", field=name,
+                                    code="not_a_date_time"))
             return None
         return local if local.tzinfo else local.replace(tzinfo=ZoneInfo(timezone))
 
@@ -336,9 +338,12 @@ def release_input(values: dict[str, str], site_code: str, timezone: str) -> rele
     opens_at, closes_at = moment("opens_at"), moment("closes_at")
     min_age, max_age = whole("min_age"), whole("max_age")
     if doses is None and "doses" not in {p.field for p in problems}:
-        problems.append(Problem(reason="required", field="doses"))
+        problems.append(Problem(reason="required", field="doses", code="missing"))
     if opens_at is None and "opens_at" not in {p.field for p in problems}:
-        problems.append(Problem(reason="required", field="opens_at"))
+        problems.append(Problem(reason="required", field="opens_at", code="missing"))
+    if min_age is not None and max_age is not None and min_age > max_age:
+        problems.append(Problem(reason="min_age is above max_age", field="max_age",
+                                code="min_above_max"))
     if problems:
         raise InputError(problems)
     rule: dict[str, Any] = {"sex": values.get("sex", "").strip() or None,
@@ -374,12 +379,14 @@ async def create_release_submit(request: Request, session: SessionDep, viewer: V
         release = releases.create_release(session, viewer.actor, data)
     except InputError as exc:
         session.rollback()
+        t = Translator(viewer.lang)
         errors: dict[str, str] = {}
         for p in exc.problems:
             name = p.field or ""
-            errors[name] = "; ".join(filter(None, [errors.get(name), p.reason]))
+            errors[name] = "; ".join(filter(None, [errors.get(name), t.problem(p.code, p.reason)]))
         return _site_view(request, session, viewer, code, status_code=422,
-                          release_form=values, release_errors=errors, error=explain(exc))
+                          release_form=values, release_errors=errors,
+                          error=t("problem.form_refused"))
     except NotFoundError as exc:
         session.rollback()
         return render(request, "imm_message.html", viewer=viewer, status_code=404,

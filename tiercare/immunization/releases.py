@@ -129,14 +129,16 @@ def create_release(session: Session, actor: Actor, data: ReleaseIn) -> Release:
         problems.append(Problem(reason="a release with this code exists", field="code",
                                 code="duplicate"))
     if data.opens_at.tzinfo is None:
-        problems.append(Problem(reason="give a time zone", field="opens_at"))
+        problems.append(Problem(reason="give a time zone", field="opens_at",
+                                code="missing_time_zone"))
     if data.mode == "lottery" and data.closes_at is None:
-        problems.append(Problem(reason="a lottery needs closes_at", field="closes_at"))
+        problems.append(Problem(reason="a lottery needs closes_at", field="closes_at",
+                                code="lottery_needs_closes_at"))
     if data.closes_at is not None and (data.closes_at.tzinfo is None or
                                        data.opens_at.tzinfo is not None and
                                        data.closes_at <= data.opens_at):
         problems.append(Problem(reason="must be after opens_at, with a time zone",
-                                field="closes_at"))
+                                field="closes_at", code="closes_before_opens"))
     site = None
     try:
         site = site_by_code(session, data.site_code, field="site_code")

@@ -101,3 +101,19 @@ class Translator:
             return "—"
         key = f"{group}.{code}"
         return self(key) if key in catalogue(self.lang) else code
+
+    def problem(self, code: str, reason: str) -> str:
+        """A refused input's text for a page: the catalogue's text of its code, else its reason.
+
+        Service reasons are English; a problem whose code the catalogue knows reads in the
+        page's language.
+
+        Examples
+        --------
+        >>> Translator("zh-CN").problem("missing", "required")
+        '必填项为空'
+        >>> Translator("zh-CN").problem("value_error", "min_age is above max_age")
+        'min_age is above max_age'
+        """
+        key = f"problem.{code}"
+        return self(key) if key in catalogue(self.lang) else reason
