@@ -99,6 +99,7 @@ Method = Literal["auto", "mip", "heuristic"]
 _OPT_TOL = 1e-7
 _SMALL_COVER_NNZ = 2_000  # merged coverage models up to this size go straight to HiGHS
 _LP_COVER_NNZ = 400_000  # MCLP bound from HiGHS's LP up to this size, else Lagrangian
+_MIP_COVER_NNZ = 1_000_000  # largest reduced MCLP model worth handing to HiGHS's MIP
 _M = TypeVar("_M", bound="LocationModel")
 
 
@@ -618,16 +619,21 @@ class MCLP(LocationModel):
             return inst.fixed.copy(), g.constant, g.constant, "presolve", None
         chosen = cover.greedy_cover(g, m=m, free=free, count=k, site_cost=site_cost,
                                     budget=self.budget)
-        now = time.perf_counter()
-        chosen = cover.swap_cover(g, chosen, m=m, free=free, site_cost=site_cost,
-                                  budget=self.budget, deadline=now + 0.3 * (deadline - now))
+        small = g.indices.size <= _SMALL_COVER_NNZ and method != "heuristic"
+        dual_bound = site_cost is None and k is not None and not small
+        how = "greedy"
+        if not (dual_bound and g.indices.size > _LP_COVER_NNZ):
+            # the Lagrangian engine swaps from its own (better) start instead
+            now = time.perf_counter()
+            chosen = cover.swap_cover(g, chosen, m=m, free=free, site_cost=site_cost,
+                                      budget=self.budget, deadline=now + 0.3 * (deadline - now))
+            how += "+swap"
         lower = cover.covered_weight(g, chosen)
         upper = total
-        how = "greedy+swap"
         must_open = np.zeros(m, dtype=bool)
         must_close = np.zeros(m, dtype=bool)
-        small = g.indices.size <= _SMALL_COVER_NNZ and method != "heuristic"
-        if site_cost is None and k is not None and not small:
+        if dual_bound:
+            assert k is not None
             dual = None
             if g.indices.size <= _LP_COVER_NNZ:
                 now = time.perf_counter()
@@ -646,6 +652,8 @@ class MCLP(LocationModel):
                 or time.perf_counter() >= deadline):
             return inst.fixed | chosen, lower, max(upper, lower), how, None
         reduced = cover.restrict(g, open_=must_open, closed=must_close, m=m)
+        if reduced.indices.size > _MIP_COVER_NNZ:
+            return inst.fixed | chosen, lower, max(upper, lower), how, None
         free_r = free & ~must_open & ~must_close
         k_r = None if k is None else k - int(must_open.sum())
         consistent = not (chosen & must_close).any() and not (must_open & ~chosen).any()
