@@ -20,9 +20,13 @@ def create_db_engine(url: str, *, echo: bool = False) -> Engine:
     echo:
         Log SQL statements.
 
+    Notes
+    -----
     PostgreSQL connections are pooled without a ping on checkout: the ping is one more round
-    trip on every request. After a server restart, the first statement on a dead connection
-    fails (one request answers 500) and SQLAlchemy then discards the whole pool.
+    trip on every request. The price: when pooled connections die (server restart, failover,
+    a proxy or firewall dropping idle connections), each request that runs on a dead one
+    before SQLAlchemy notices fails with a 500 (at least one per worker process); the first
+    such failure invalidates the rest of that process's pool, so later requests reconnect.
     """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
