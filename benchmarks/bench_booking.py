@@ -20,17 +20,19 @@ What it does (one run, one fresh PostgreSQL database):
 5. upper bound on the same stack: the same number of requests, same client and concurrency,
    to ``GET /healthz`` — a bare FastAPI endpoint that runs ``SELECT 1`` on the same pool — so
    the gap between the booking path and what any endpoint of this stack can do is printed;
-6. floor of any Python HTTP endpoint here: the same booking requests to a bare ASGI callable
-   on the same uvicorn (``_minimal_booking_asgi.py``: no framework, no authentication, no
-   rules, one ``SELECT`` per request on async psycopg, books nothing);
+6. the least work any Python HTTP endpoint here can do per request (so the highest rate it
+   can reach): the same booking requests to a bare ASGI callable on the same uvicorn
+   (``_minimal_booking_asgi.py``: no framework, no authentication, no rules, one ``SELECT``
+   per request on async psycopg, books nothing; the crowd has filled the slots by then, so
+   it answers 409);
 7. runs ``pgbench`` on the same database with a single-row update script
    (``UPDATE bench_slot SET booked = booked + 1 WHERE id = :id``, ids over the same 50 rows,
    ``--concurrency / 2`` clients, two threads; on this machine 32 and 64 clients give the same
    rate within noise) — the ceiling of a one-statement transaction on this server — and reports
-   both ratios.
+   each HTTP rate's ratio to it.
 
-The server's CPU per request (all uvicorn processes, from ``/proc``) is printed for both
-phases: unlike requests per second it barely depends on what else runs on a shared machine.
+The server's CPU per request (all uvicorn processes, from ``/proc``) is printed for each
+HTTP phase: unlike requests per second it barely depends on what else runs on a shared machine.
 
 Prints JSON. ``--small``: 1,000 attempts for 100 places, shorter pgbench.
 
