@@ -95,3 +95,8 @@ def test_unknown_fixed_id_names_the_option(files: Path) -> None:
     code, _, output = _run(files)
     assert code == 2
     assert "row 2, field 'lower-fixed': unknown candidate id 'c7'" in output
+    # the row is the line of the file, blank lines included
+    (files / "clinics.txt").write_text("c1\n\nc7\n", encoding="utf-8")
+    code, _, output = _run(files)
+    assert code == 2
+    assert "row 3, field 'lower-fixed': unknown candidate id 'c7'" in output

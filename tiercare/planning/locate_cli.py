@@ -74,13 +74,18 @@ def _pairs(path: Path, field: str, problems: list[Problem], *, demand_field: str
             frame[candidate_field].str.strip().tolist(), cost)
 
 
-def _id_list(path: Path, field: str, problems: list[Problem]) -> list[str]:
+def _id_lines(path: Path, field: str, problems: list[Problem]) -> list[tuple[int, str]]:
+    """The ids of a one-id-per-line file with their 1-based line numbers (blank lines skipped)."""
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (FileNotFoundError, UnicodeDecodeError) as exc:
         problems.append(Problem(reason=f"cannot read {path}: {exc}", field=field))
         return []
-    return [s.strip() for s in lines if s.strip()]
+    return [(k + 1, s.strip()) for k, s in enumerate(lines) if s.strip()]
+
+
+def _id_list(path: Path, field: str, problems: list[Problem]) -> list[str]:
+    return [v for _, v in _id_lines(path, field, problems)]
 
 
 def locate(
@@ -217,16 +222,20 @@ def _pair_matrix(path: Path, d_col: list[str], c_col: list[str], cost: np.ndarra
                          shape=(len(demand_ids), len(candidate_ids)))
 
 
-def _known_ids(ids: list[str] | None, universe: list[str], option: str,
+def _known_ids(path: Path | None, universe: list[str], option: str,
                problems: list[Problem]) -> list[str] | None:
-    """``ids`` (from an id-list file) after checking each is a candidate of its tier."""
-    if ids is None:
+    """The ids of an id-list file after checking each is a candidate of its tier.
+
+    An unknown id is a problem naming ``option`` and its line in the file.
+    """
+    if path is None:
         return None
+    lines = _id_lines(path, option, problems)
     known = set(universe)
     _listed(problems, [Problem(reason=f"unknown candidate id {v!r}", field=option,
-                               row=k + 1, code="unknown_id")
-                       for k, v in enumerate(ids) if v not in known])
-    return ids
+                               row=row, code="unknown_id")
+                       for row, v in lines if v not in known])
+    return [v for _, v in lines]
 
 
 def locate_tiers(
@@ -347,8 +356,7 @@ def locate_tiers(
                                        ("upper-forbidden", upper_forbidden, upper_ids),
                                        ("lower-fixed", lower_fixed, lower_ids),
                                        ("lower-forbidden", lower_forbidden, lower_ids)):
-            ids[option] = _known_ids(_id_list(path, option, problems) if path else None,
-                                     universe, option, problems)
+            ids[option] = _known_ids(path, universe, option, problems)
         if problems:
             raise InputError(problems)
         matrices = [_pair_matrix(path, d_col, c_col, cost, demand_ids=demand_ids,
