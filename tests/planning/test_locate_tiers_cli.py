@@ -76,6 +76,9 @@ def test_budget_and_same_place(files: Path) -> None:
     (LOWER + "v1,c1,7\n", [], ["row 8", "duplicate pair (same as row 1)"]),
     (LOWER.replace("candidate_id", "site"), [], ["lower.csv has no column 'candidate_id'"]),
     (LOWER, ["--budget", "3"], ["field 'budget'", "--site-cost-field"]),
+    ("demand_id,candidate_id,cost\n", [], ["field 'lower-costs'", "no pair"]),
+    (LOWER, ["--lower-candidates", "dup.csv"],
+     ["row 3, field 'lower-candidates': duplicate id 'c1' (first at row 1)"]),
     (LOWER, ["--new-lower", "0"], ["cannot keep every demand point within 15"]),
     (LOWER.replace("v4,c3,5\n", "").replace("v4,c4,8\n", ""), [],
      ["1 demand point(s) have no usable lower-tier site within 15", "v4"]),
@@ -83,6 +86,8 @@ def test_budget_and_same_place(files: Path) -> None:
 def test_bad_input_exits_2(files: Path, lower: str, args: list[str],
                            needles: list[str]) -> None:
     (files / "lower.csv").write_text(lower, encoding="utf-8")
+    (files / "dup.csv").write_text("candidate_id\nc1\nc2\nc1\nc3\nc4\n", encoding="utf-8")
+    args = [str(files / a) if a == "dup.csv" else a for a in args]
     code, data, output = _run(files, *args)
     assert code == 2, output
     assert data is None

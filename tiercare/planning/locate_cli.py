@@ -222,6 +222,19 @@ def _pair_matrix(path: Path, d_col: list[str], c_col: list[str], cost: np.ndarra
                          shape=(len(demand_ids), len(candidate_ids)))
 
 
+def _unique(ids: list[str], option: str, problems: list[Problem]) -> None:
+    """Record each repeated id of a CSV, naming ``option`` and the data row."""
+    first: dict[str, int] = {}
+    found: list[Problem] = []
+    for k, v in enumerate(ids):
+        if v in first:
+            found.append(Problem(reason=f"duplicate id {v!r} (first at row {first[v] + 1})",
+                                 field=option, row=k + 1, code="duplicate_id"))
+        else:
+            first[v] = k
+    _listed(problems, found)
+
+
 def _known_ids(path: Path | None, universe: list[str], option: str,
                problems: list[Problem]) -> list[str] | None:
     """The ids of an id-list file after checking each is a candidate of its tier.
@@ -351,6 +364,16 @@ def locate_tiers(
                                    field=lower_id_field, row=k + 1, code="unknown_id")
                            for k, lo in enumerate(same_place) if lo and lo not in known_lower])
         upper_in_lower = {u: lo for u, lo in zip(upper_ids, same_place, strict=False) if lo}
+        for option, given, listed in (("demand", demand, demand_ids),
+                                      ("upper-candidates", upper_candidates, upper_ids),
+                                      ("lower-candidates", lower_candidates, lower_ids)):
+            if given is not None:
+                _unique(listed, option, problems)
+        for option, listed, given in (("upper-costs", up_c, upper_candidates),
+                                      ("lower-costs", low_c, lower_candidates)):
+            if not listed and given is None:
+                problems.append(Problem(reason="the file holds no pair, so no candidate",
+                                        field=option, code="empty"))
         ids = {}
         for option, path, universe in (("upper-fixed", upper_fixed, upper_ids),
                                        ("upper-forbidden", upper_forbidden, upper_ids),
