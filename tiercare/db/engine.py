@@ -20,13 +20,8 @@ def create_db_engine(url: str, *, echo: bool = False) -> Engine:
     echo:
         Log SQL statements.
 
-    Notes
-    -----
-    PostgreSQL connections are pooled without a ping on checkout: the ping is one more round
-    trip on every request. The price: when pooled connections die (server restart, failover,
-    a proxy or firewall dropping idle connections), each request that runs on a dead one
-    before SQLAlchemy notices fails with a 500 (at least one per worker process); the first
-    such failure invalidates the rest of that process's pool, so later requests reconnect.
+    PostgreSQL connections are pinged on checkout, so a connection that died (server restart,
+    failover, a proxy dropping idle connections) is replaced instead of failing a request.
     """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -52,7 +47,7 @@ def create_db_engine(url: str, *, echo: bool = False) -> Engine:
             conn.exec_driver_sql("BEGIN")
 
         return engine
-    return create_engine(url, echo=echo, pool_size=10, max_overflow=20)
+    return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
