@@ -108,6 +108,12 @@ def test_spopt_format_with_weight_column(tmp_path: Path) -> None:
     ("demand_id,candidate_id,cost\nv1,s1,1\nv2,s2,1\n", ["--p", "3"], ["p = 3", "larger"]),
     ("demand_id,candidate_id,cost\nv1,s1,1\nv9,s2,1\n", ["--p", "1", "--demand", "DEMAND"],
      ["row 2", "unknown demand id 'v9'"]),
+    # a weight column that is named must exist (no silent weight 1)
+    ("demand_id,candidate_id,cost\nv1,s1,1\n", ["--p", "1", "--demand", "DEMAND",
+                                                  "--weight-field", "population"],
+     ["demand.csv has no column 'population'"]),
+    ("demand_id,candidate_id,cost\nv1,s1,1\n", ["--p", "1", "--weight-field", "population"],
+     ["costs.csv has no column 'population'"]),
 ])
 def test_bad_input_exits_2(tmp_path: Path, text: str, args: list[str],
                            needles: list[str]) -> None:

@@ -80,6 +80,7 @@ def test_budget_and_same_place(files: Path) -> None:
     (LOWER, ["--lower-candidates", "dup.csv"],
      ["row 3, field 'lower-candidates': duplicate id 'c1' (first at row 1)"]),
     (LOWER, ["--new-lower", "0"], ["cannot keep every demand point within 15"]),
+    (LOWER, ["--weight-field", "population"], ["no column 'population'"]),
     (LOWER.replace("v4,c3,5\n", "").replace("v4,c4,8\n", ""), [],
      ["1 demand point(s) have no usable lower-tier site within 15", "v4"]),
 ])

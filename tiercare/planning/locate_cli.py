@@ -23,6 +23,8 @@ from tiercare.planning.locate import LSCP, MCLP, LocationModel, PCenter, PMedian
 
 _MODELS: dict[str, type[LocationModel]] = {"lscp": LSCP, "mclp": MCLP, "pmedian": PMedian,
                                            "pcenter": PCenter}
+DEFAULT_WEIGHT_FIELD = "weight"
+"""Weight column read when ``--weight-field`` is not given and the CSV has it."""
 
 
 def _read_csv(path: Path, field: str, problems: list[Problem]) -> pd.DataFrame | None:
@@ -43,6 +45,17 @@ def _columns(frame: pd.DataFrame, names: list[str], path: Path,
                                 f"{', '.join(map(str, frame.columns))})", field=n,
                                 code="missing_column"))
     return not missing
+
+
+def _weight_column(frame: pd.DataFrame, weight_field: str | None, path: Path,
+                   problems: list[Problem]) -> str | None:
+    """The weight column to read: the one named (it must exist), else ``weight`` if present.
+
+    None means every demand point weighs 1.
+    """
+    if weight_field is None:
+        return DEFAULT_WEIGHT_FIELD if DEFAULT_WEIGHT_FIELD in frame.columns else None
+    return weight_field if _columns(frame, [weight_field], path, problems) else None
 
 
 def _numbers(frame: pd.DataFrame, column: str, problems: list[Problem], *,
@@ -113,8 +126,10 @@ def locate(
     demand_field: Annotated[str, typer.Option(help="Demand id column.")] = "demand_id",
     candidate_field: Annotated[str, typer.Option(help="Candidate id column.")] = "candidate_id",
     cost_field: Annotated[str, typer.Option(help="Cost column of costs.csv.")] = "cost",
-    weight_field: Annotated[str, typer.Option(
-        help="Weight column (demand CSV, or costs CSV when no demand CSV).")] = "weight",
+    weight_field: Annotated[str | None, typer.Option(
+        help="Weight column (demand CSV, or costs CSV when no demand CSV); a named column "
+        "must exist. Default: 'weight' when there is one, else every demand point weighs "
+        "1.")] = None,
 ) -> None:
     """Choose sites with a location-allocation model and write result.json.
 
@@ -138,17 +153,18 @@ def locate(
             frame = _read_csv(demand, "demand", problems)
             if frame is not None and _columns(frame, [demand_field], demand, problems):
                 demand_ids = frame[demand_field].str.strip().tolist()
-                if weight_field in frame.columns:
-                    weights = _numbers(frame, weight_field, problems, label="weight ")
-        elif weight_field in pairs.columns:
-            per_pair = _numbers(pairs, weight_field, problems, label="weight ")
+                column = _weight_column(frame, weight_field, demand, problems)
+                if column is not None:
+                    weights = _numbers(frame, column, problems, label="weight ")
+        elif (column := _weight_column(pairs, weight_field, costs, problems)) is not None:
+            per_pair = _numbers(pairs, column, problems, label="weight ")
             demand_ids = list(dict.fromkeys(d_col))
             first: dict[str, float] = {}
             for k, (d, v) in enumerate(zip(d_col, per_pair, strict=True)):
                 if d in first and first[d] != v and np.isfinite(v):
                     problems.append(Problem(
                         reason=f"weight {v:g} differs from {first[d]:g} given earlier for "
-                        f"demand {d!r}", field=weight_field, row=k + 1, code="inconsistent"))
+                        f"demand {d!r}", field=column, row=k + 1, code="inconsistent"))
                 first.setdefault(d, v)
             weights = np.array([first[d] for d in demand_ids])
         candidate_ids: list[str] | None = None
@@ -298,7 +314,9 @@ def locate_tiers(
     demand_field: Annotated[str, typer.Option(help="Demand id column.")] = "demand_id",
     candidate_field: Annotated[str, typer.Option(help="Candidate id column.")] = "candidate_id",
     cost_field: Annotated[str, typer.Option(help="Cost column of the pairs CSVs.")] = "cost",
-    weight_field: Annotated[str, typer.Option(help="Weight column of the demand CSV.")] = "weight",
+    weight_field: Annotated[str | None, typer.Option(
+        help="Weight column of the demand CSV; a named column must exist. Default: 'weight' "
+        "when there is one, else every demand point weighs 1.")] = None,
 ) -> None:
     """Choose upgrades and lower-tier sites together (two-tier cover).
 
@@ -329,8 +347,9 @@ def locate_tiers(
             if frame is None or not _columns(frame, [demand_field], demand, problems):
                 raise InputError(problems)
             demand_ids = frame[demand_field].str.strip().tolist()
-            if weight_field in frame.columns:
-                weights = _numbers(frame, weight_field, problems, label="weight ")
+            column = _weight_column(frame, weight_field, demand, problems)
+            if column is not None:
+                weights = _numbers(frame, column, problems, label="weight ")
         else:
             demand_ids = list(dict.fromkeys(up_d + low_d))
         upper_ids, lower_ids = list(dict.fromkeys(up_c)), list(dict.fromkeys(low_c))
