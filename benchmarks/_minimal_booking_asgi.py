@@ -24,10 +24,16 @@ _pool: asyncio.Queue[psycopg.AsyncConnection[Any]] = asyncio.Queue()
 
 
 async def _open_pool() -> None:
-    """Open the worker's connections at startup (autocommit, prepared statements)."""
+    """Open the worker's connections (autocommit, prepared statements)."""
     for _ in range(POOL_SIZE):
         _pool.put_nowait(await psycopg.AsyncConnection.connect(
             os.environ["MINIMAL_ASGI_DATABASE_URL"], autocommit=True, prepare_threshold=0))
+
+
+async def _close_pool() -> None:
+    """Close the worker's connections."""
+    while not _pool.empty():
+        await _pool.get_nowait().close()
 
 
 async def _answer(send: Any, status: int, payload: dict[str, Any]) -> None:
@@ -41,9 +47,11 @@ async def _answer(send: Any, status: int, payload: dict[str, Any]) -> None:
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     """ASGI entry point: ``POST`` any path with ``{"slot_id": …}``."""
     if scope["type"] == "lifespan":
-        while (await receive())["type"] != "lifespan.shutdown":
-            await _open_pool()
-            await send({"type": "lifespan.startup.complete"})
+        await receive()  # lifespan.startup
+        await _open_pool()
+        await send({"type": "lifespan.startup.complete"})
+        await receive()  # lifespan.shutdown
+        await _close_pool()
         await send({"type": "lifespan.shutdown.complete"})
         return
     body = b""
