@@ -420,3 +420,78 @@ def test_smoothed_lagrangian_bound_against_exact_highs(seed: int) -> None:
     assert dual.lower == pytest.approx(cover.covered_weight(g, dual.incumbent))
     assert dual.lower <= exact.objective + 1e-6
     assert int(dual.incumbent.sum()) <= p
+
+
+@pytest.mark.parametrize("numba_kernel", [False, True])
+@pytest.mark.parametrize("seed", range(8))
+def test_swap_search_reaches_a_one_swap_local_optimum(seed: int, numba_kernel: bool) -> None:
+    """Both swap searches (NumPy best-improvement and the numba kernel) end where no single
+    swap (one site in, one out) improves the covered weight — checked by trying every swap —
+    never lose weight, keep ``p`` sites and respect a budget when given."""
+    from tiercare.planning import _locate_cover as cover
+
+    rng = np.random.default_rng(900 + seed)
+    n, m = 150, 30
+    pts, sites = rng.uniform(0, 10, (n, 2)), rng.uniform(0, 10, (m, 2))
+    costs = np.hypot(pts[:, None, 0] - sites[None, :, 0], pts[:, None, 1] - sites[None, :, 1])
+    w = np.round(rng.lognormal(3.0, 1.0, n))
+    t, p = 1.5 + seed % 3, 4 + seed % 3
+    inst = MCLP.from_cost_matrix(costs, w, threshold=t, p=p).instance
+    g = cover.make_groups(inst.costs, inst.weights, radius=t, open_=inst.fixed,
+                          usable=~inst.forbidden)
+    free = np.ones(m, dtype=bool)
+    free[rng.choice(m, 3, replace=False)] = False
+    site_cost = rng.uniform(1, 3, m) if seed % 2 else None
+    start = np.zeros(m, dtype=bool)
+    start[rng.choice(np.flatnonzero(free), p, replace=False)] = True
+    budget = float(site_cost[start].sum()) + 0.5 if site_cost is not None else None
+    if numba_kernel:
+        search = cover.SwapSearch(g, start, m=m, free=free)
+        search.descend(deadline=time.perf_counter() + 30, site_cost=site_cost, budget=budget)
+        out = search.chosen
+    else:
+        out = cover.swap_cover(g, start, m=m, free=free, site_cost=site_cost, budget=budget,
+                               deadline=time.perf_counter() + 30)
+    value = cover.covered_weight(g, out)
+    assert value >= cover.covered_weight(g, start)
+    assert int(out.sum()) == p and not (out & ~free).any()
+    if budget is not None:
+        assert site_cost[out].sum() <= budget + 1e-9
+    for r in np.flatnonzero(out):
+        for j in np.flatnonzero(free & ~out):
+            trial = out.copy()
+            trial[r], trial[j] = False, True
+            if budget is not None and site_cost[trial].sum() > budget + 1e-9:
+                continue
+            assert cover.covered_weight(g, trial) <= value + 1e-9
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_swap_search_kicks_keep_an_exact_state_and_never_lose_weight(seed: int) -> None:
+    """Iterated local search keeps its incremental covered weight equal to a recount, never
+    ends below the 1-swap optimum it started from, and ends at a 1-swap local optimum."""
+    from tiercare.planning import _locate_cover as cover
+
+    rng = np.random.default_rng(1300 + seed)
+    n, m, p = 200, 35, 5
+    pts, sites = rng.uniform(0, 10, (n, 2)), rng.uniform(0, 10, (m, 2))
+    costs = np.hypot(pts[:, None, 0] - sites[None, :, 0], pts[:, None, 1] - sites[None, :, 1])
+    w = np.round(rng.lognormal(3.0, 1.0, n))
+    inst = MCLP.from_cost_matrix(costs, w, threshold=1.5, p=p).instance
+    g = cover.make_groups(inst.costs, inst.weights, radius=1.5, open_=inst.fixed,
+                          usable=~inst.forbidden)
+    free = np.ones(m, dtype=bool)
+    start = np.zeros(m, dtype=bool)
+    start[rng.choice(m, p, replace=False)] = True
+    search = cover.SwapSearch(g, start, m=m, free=free)
+    search.descend(deadline=time.perf_counter() + 30)
+    local = search.value
+    search.kick(deadline=time.perf_counter() + 0.3, seed=seed)
+    value = cover.covered_weight(g, search.chosen)
+    assert search.value == pytest.approx(value)
+    assert value >= local - 1e-9 and int(search.chosen.sum()) == p
+    for r in np.flatnonzero(search.chosen):
+        for j in np.flatnonzero(~search.chosen):
+            trial = search.chosen.copy()
+            trial[r], trial[j] = False, True
+            assert cover.covered_weight(g, trial) <= value + 1e-9

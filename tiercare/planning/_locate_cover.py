@@ -149,6 +149,216 @@ def greedy_cover(g: Groups, *, m: int, free: BoolArray, count: int | None,
     return chosen
 
 
+@numba.njit(cache=True, nogil=True)
+def _swap_apply(indptr: IntArray, indices: npt.NDArray[np.int32], colptr: IntArray,
+                colgrp: IntArray, weight: FloatArray, chosen: BoolArray, cnt: IntArray,
+                sole: IntArray, gain: FloatArray, loss: FloatArray, covered: FloatArray, j: int,
+                delta: int) -> None:
+    """Open (``delta = 1``) or close (``delta = -1``) site ``j``, updating the swap state.
+
+    ``cnt[g]`` counts the chosen sites covering group ``g`` and ``sole[g]`` sums their ids (so
+    it *is* the covering site when ``cnt[g] == 1``); ``gain[j]`` is the uncovered weight ``j``
+    covers, ``loss[r]`` the weight only ``r`` covers and ``covered[0]`` the covered weight.
+    """
+    chosen[j] = delta > 0
+    for e in range(colptr[j], colptr[j + 1]):
+        g = colgrp[e]
+        wg = weight[g]
+        before = cnt[g]
+        after = before + delta
+        if before == 1:
+            loss[sole[g]] -= wg
+        cnt[g] = after
+        sole[g] += delta * j
+        if after == 1:
+            loss[sole[g]] += wg
+        if before == 0 or after == 0:
+            sign = -wg if before == 0 else wg
+            covered[0] -= sign
+            for f in range(indptr[g], indptr[g + 1]):
+                gain[indices[f]] += sign
+
+
+@numba.njit(cache=True, nogil=True)
+def _swap_run(indptr: IntArray, indices: npt.NDArray[np.int32], colptr: IntArray,
+              colgrp: IntArray, weight: FloatArray, chosen: BoolArray, free: BoolArray,
+              cost: FloatArray, budget: float, cnt: IntArray, sole: IntArray, gain: FloatArray,
+              loss: FloatArray, covered: FloatArray, start: int, max_moves: int,
+              tol: float) -> tuple[int, int]:
+    """First-improvement 1-swaps, scanning entering sites cyclically from ``start``.
+
+    For an entering site ``j`` the best leaving site ``r`` maximises
+    ``gain[j] - loss[r] + extra[r]``, where ``extra[r]`` is the weight covered by ``r`` alone
+    that ``j`` also covers (one read of ``j``'s column). The best swap for ``j`` is applied when
+    it gains more than ``tol`` (and keeps ``sum cost`` within ``budget``). Stops after
+    ``max_moves`` swaps or a full cycle without one; returns (swaps made, next start).
+    """
+    m = chosen.size
+    extra = np.zeros(m)
+    sites = np.flatnonzero(chosen)
+    spent = 0.0
+    for r in sites:
+        spent += cost[r]
+    moves, idle, j = 0, 0, start
+    while idle < m and moves < max_moves:
+        idle += 1
+        if not chosen[j] and free[j] and gain[j] > tol:
+            for e in range(colptr[j], colptr[j + 1]):
+                g = colgrp[e]
+                if cnt[g] == 1:
+                    extra[sole[g]] += weight[g]
+            best, br = -math.inf, -1
+            for t in range(sites.size):
+                r = sites[t]
+                v = extra[r] - loss[r]
+                extra[r] = 0.0
+                if v > best and spent + cost[j] - cost[r] <= budget:
+                    best, br = v, t
+            if br >= 0 and gain[j] + best > tol:
+                r = sites[br]
+                _swap_apply(indptr, indices, colptr, colgrp, weight, chosen, cnt, sole, gain,
+                            loss, covered, j, 1)
+                _swap_apply(indptr, indices, colptr, colgrp, weight, chosen, cnt, sole, gain,
+                            loss, covered, r, -1)
+                sites[br] = j
+                spent += cost[j] - cost[r]
+                moves += 1
+                idle = 0
+        j = j + 1 if j + 1 < m else 0
+    return moves, j
+
+
+@numba.njit(cache=True, nogil=True)
+def _kick_run(indptr: IntArray, indices: npt.NDArray[np.int32], colptr: IntArray,
+              colgrp: IntArray, weight: FloatArray, chosen: BoolArray, free: BoolArray,
+              cnt: IntArray, sole: IntArray, gain: FloatArray, loss: FloatArray,
+              covered: FloatArray, kicks: int, size: int, seed: int, tol: float) -> int:
+    """Run ``kicks`` rounds of iterated local search on the state.
+
+    Each round perturbs, descends by 1-swaps and is undone if the covered weight dropped.
+    A perturbation makes ``size`` random swaps, each opening a random free site that covers a
+    random uncovered group and closing a random chosen site. The state (a 1-swap local optimum
+    on entry) is left at the best solution found; returns the number of rounds that improved.
+    """
+    np.random.seed(seed)
+    m, ng = chosen.size, cnt.size
+    nocost = np.zeros(m)
+    improved = 0
+    for _ in range(kicks):
+        saved = chosen.copy()
+        before = covered[0]
+        for _ in range(size):
+            g = -1
+            for _ in range(64):
+                h = np.random.randint(ng)
+                if cnt[h] == 0:
+                    g = h
+                    break
+            if g < 0:
+                break
+            j = indices[indptr[g] + np.random.randint(indptr[g + 1] - indptr[g])]
+            if chosen[j] or not free[j]:
+                continue
+            sites = np.flatnonzero(chosen)
+            r = sites[np.random.randint(sites.size)]
+            _swap_apply(indptr, indices, colptr, colgrp, weight, chosen, cnt, sole, gain,
+                        loss, covered, j, 1)
+            _swap_apply(indptr, indices, colptr, colgrp, weight, chosen, cnt, sole, gain,
+                        loss, covered, r, -1)
+        start = 0
+        while True:
+            moves, start = _swap_run(indptr, indices, colptr, colgrp, weight, chosen, free,
+                                     nocost, math.inf, cnt, sole, gain, loss, covered, start,
+                                     m, tol)
+            if moves < m:
+                break
+        if covered[0] > before + tol:
+            improved += 1
+        elif covered[0] < before - tol:
+            for j in range(m):
+                if saved[j] and not chosen[j]:
+                    _swap_apply(indptr, indices, colptr, colgrp, weight, chosen, cnt, sole,
+                                gain, loss, covered, j, 1)
+            for j in range(m):
+                if chosen[j] and not saved[j]:
+                    _swap_apply(indptr, indices, colptr, colgrp, weight, chosen, cnt, sole,
+                                gain, loss, covered, j, -1)
+    return improved
+
+
+class SwapSearch:
+    """Incremental local-search state of one maximal-coverage solution (numba kernels).
+
+    Used on the large models of :func:`lagrangian_mclp`, where one 1-swap descent costs a
+    fraction of a second; small models keep the NumPy :func:`swap_cover`, which needs no
+    compiled code to be loaded. Build once per solution; the column structure (``columns``
+    from :func:`swap_columns`) can be shared between several starts.
+    """
+
+    def __init__(self, g: Groups, chosen: BoolArray, *, m: int, free: BoolArray,
+                 columns: tuple[IntArray, IntArray] | None = None) -> None:
+        self.g, self.free = g, free
+        self.chosen = chosen.copy()
+        self.colptr, self.colgrp = columns if columns is not None else swap_columns(g, m)
+        eg = g.entry_group()
+        on = self.chosen[g.indices]
+        self.cnt = np.bincount(eg[on], minlength=g.size).astype(np.int64)
+        self.sole = np.bincount(eg[on], weights=g.indices[on], minlength=g.size).astype(np.int64)
+        zero = self.cnt[eg] == 0
+        self.gain = np.bincount(g.indices[zero], weights=g.weight[eg[zero]], minlength=m)
+        one = np.flatnonzero(self.cnt == 1)
+        self.loss = np.bincount(self.sole[one], weights=g.weight[one], minlength=m)
+        self.covered = np.array([float(g.weight[self.cnt > 0].sum())])
+        self.tol = 1e-9 * max(float(g.weight.sum()), 1.0)
+
+    @property
+    def value(self) -> float:
+        """Covered weight of the current solution (plus the groups' constant)."""
+        return self.g.constant + float(self.covered[0])
+
+    def _args(self) -> tuple[npt.NDArray[np.generic], ...]:
+        return (self.g.indptr, self.g.indices, self.colptr, self.colgrp, self.g.weight,
+                self.chosen, self.free)
+
+    def descend(self, *, deadline: float, site_cost: FloatArray | None = None,
+                budget: float | None = None) -> None:
+        """1-swaps until none improves (or the deadline passes)."""
+        m = self.chosen.size
+        if not self.chosen.any() or not (self.free & ~self.chosen).any():
+            return
+        priced = site_cost is not None and budget is not None
+        cost = site_cost if priced else np.zeros(m)
+        limit = float(budget) if priced else math.inf
+        start = 0
+        while time.perf_counter() < deadline:
+            moves, start = _swap_run(*self._args(), cost, limit, self.cnt, self.sole,
+                                     self.gain, self.loss, self.covered, start, 64, self.tol)
+            if moves < 64:
+                break
+
+    def kick(self, *, deadline: float, seed: int, stop: float = math.inf, size: int = 3,
+             chunk: int = 8, patience: int = 50) -> None:
+        """Improve by iterated local search (:func:`_kick_run`), ``chunk`` rounds at a time.
+
+        Call after :meth:`descend`. Ends at the deadline, once the covered weight reaches
+        ``stop`` or after ``patience`` chunks without improvement. Seeds follow from ``seed``.
+        """
+        if not self.chosen.any() or not (self.free & ~self.chosen).any():
+            return
+        round_, idle = 0, 0
+        while time.perf_counter() < deadline and self.value < stop and idle < patience:
+            better = _kick_run(*self._args(), self.cnt, self.sole, self.gain, self.loss,
+                               self.covered, chunk, size, seed * 100_003 + round_, self.tol)
+            idle = 0 if better else idle + 1
+            round_ += 1
+
+
+def swap_columns(g: Groups, m: int) -> tuple[IntArray, IntArray]:
+    """Column pointers and the group of each column entry, as the swap kernels read them."""
+    order, colptr, eg = _columns(g, m)
+    return colptr, eg[order]
+
+
 def _counts(g: Groups, chosen: BoolArray, order: IntArray, colptr: IntArray,
             eg: IntArray) -> IntArray:
     """Number of chosen candidates covering each group (reads only the chosen columns)."""
@@ -325,8 +535,9 @@ def _descent_pass(indptr: IntArray, indices: npt.NDArray[np.int32], weight: Floa
 
 
 def lagrangian_mclp(g: Groups, *, m: int, free: BoolArray, k: int, incumbent: BoolArray,
-                    deadline: float, target_gap: float, max_passes: int = 400,
-                    shrink: float = 0.975) -> _Dual:
+                    deadline: float, target_gap: float, seed: int = 0,
+                    max_passes: int = 400, shrink: float = 0.975, polish: float = 0.25,
+                    ) -> _Dual:
     """Lagrangian upper bound of MCLP (coverage constraints relaxed, multipliers in [0, w]).
 
     ``L(lam) = const + sum_g (W_g - lam_g) + max_{|S| = k} sum_{j in S} sigma_j`` with
@@ -336,10 +547,11 @@ def lagrangian_mclp(g: Groups, *, m: int, free: BoolArray, k: int, incumbent: Bo
     descent (each ``lam_g`` in turn, then ``nu``) while ``tau`` shrinks geometrically; this
     converges to the LP bound far faster than subgradient steps. Every pass's ``L(lam)`` is a
     valid bound; the best multipliers are re-evaluated exactly by :func:`lagrangian_value`.
-    The ``k`` best-scored sites are then polished by :func:`swap_cover` (given the last
-    quarter of the time) as an alternative incumbent.
+    In the last ``polish`` share of the time, the ``k`` best-scored sites and ``incumbent``
+    are each taken to a 1-swap local optimum, and the better one is improved by iterated
+    local search (:class:`SwapSearch`) until the deadline.
     """
-    polish_from = time.perf_counter() + 0.75 * max(deadline - time.perf_counter(), 0.0)
+    polish_from = time.perf_counter() + (1.0 - polish) * max(deadline - time.perf_counter(), 0.0)
     cand = np.flatnonzero(free)
     lower = covered_weight(g, incumbent)
     if k >= cand.size:
@@ -372,11 +584,21 @@ def lagrangian_mclp(g: Groups, *, m: int, free: BoolArray, k: int, incumbent: Bo
     if bound - lower > target_gap * max(abs(lower), 1e-12):
         start = np.zeros(m, dtype=bool)
         start[cand[np.argpartition(-sigma[cand], k - 1)[:k]]] = True
-        alt = swap_cover(g, start, m=m, free=free, site_cost=None, budget=None,
-                         deadline=deadline)
-        value = covered_weight(g, alt)
-        if value > lower:
-            out.incumbent, out.lower = alt, value
+        columns = swap_columns(g, m)
+        best_search = None
+        for first in (start, incumbent):
+            if int(first.sum()) != k:
+                continue
+            search = SwapSearch(g, first, m=m, free=free, columns=columns)
+            search.descend(deadline=deadline)
+            if best_search is None or search.value > best_search.value:
+                best_search = search
+        if best_search is not None:
+            best_search.kick(deadline=deadline, seed=seed,
+                             stop=bound - target_gap * max(abs(bound), 1e-12))
+            value = covered_weight(g, best_search.chosen)
+            if value > lower:
+                out.incumbent, out.lower = best_search.chosen, value
     return out
 
 

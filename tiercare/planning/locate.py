@@ -100,6 +100,10 @@ _OPT_TOL = 1e-7
 _SMALL_COVER_NNZ = 2_000  # merged coverage models up to this size go straight to HiGHS
 _LP_COVER_NNZ = 400_000  # MCLP bound from HiGHS's LP up to this size, else Lagrangian
 _MIP_COVER_NNZ = 1_000_000  # largest reduced MCLP model worth handing to HiGHS's MIP
+# time kept back from the MCLP Lagrangian's local search for building the result (per demand
+# point, at most _FINISH_SHARE of the remaining time)
+_FINISH_SECONDS_PER_DEMAND = 1.5e-5
+_FINISH_SHARE = 0.05
 _M = TypeVar("_M", bound="LocationModel")
 
 
@@ -641,8 +645,12 @@ class MCLP(LocationModel):
                                      deadline=now + 0.5 * (deadline - now), seed=seed)
                 how += "+lp"
             if dual is None:
+                now = time.perf_counter()
+                finish = min(_FINISH_SECONDS_PER_DEMAND * inst.costs.n,
+                             _FINISH_SHARE * max(deadline - now, 0.0))
                 dual = cover.lagrangian_mclp(g, m=m, free=free, k=k, incumbent=chosen,
-                                             deadline=deadline, target_gap=gap)
+                                             deadline=deadline - finish, target_gap=gap,
+                                             seed=seed)
                 how += "+lagrangian"
             chosen, lower = dual.incumbent, dual.lower
             upper = min(upper, dual.bound)
@@ -650,6 +658,8 @@ class MCLP(LocationModel):
                 must_open, must_close = cover.fix_by_dual(dual, free=free, k=k, lower=lower)
         if (method == "heuristic" or _rel_gap(lower, upper, True) <= gap
                 or time.perf_counter() >= deadline):
+            return inst.fixed | chosen, lower, max(upper, lower), how, None
+        if not (must_open | must_close).any() and g.indices.size > _MIP_COVER_NNZ:
             return inst.fixed | chosen, lower, max(upper, lower), how, None
         reduced = cover.restrict(g, open_=must_open, closed=must_close, m=m)
         if reduced.indices.size > _MIP_COVER_NNZ:
