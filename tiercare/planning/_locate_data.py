@@ -135,14 +135,21 @@ def _ids(values: Sequence[Hashable] | None, size: int, field: str,
         problems.append(Problem(reason=f"expected {size} ids, got {len(ids)}", field=field,
                                 code="length_mismatch"))
         return tuple(range(size))
+    problems.extend(duplicate_ids(ids, field))
+    return ids
+
+
+def duplicate_ids(ids: Sequence[Hashable], field: str) -> list[Problem]:
+    """One problem per repeated id, naming ``field``, its 1-based row and its first row."""
     seen: dict[Hashable, int] = {}
+    found: list[Problem] = []
     for k, v in enumerate(ids):
         if v in seen:
-            problems.append(Problem(reason=f"duplicate id {v!r} (first at row {seen[v] + 1})",
-                                    field=field, row=k + 1, code="duplicate_id"))
+            found.append(Problem(reason=f"duplicate id {v!r} (first at row {seen[v] + 1})",
+                                 field=field, row=k + 1, code="duplicate_id"))
         else:
             seen[v] = k
-    return ids
+    return found
 
 
 def _vector(values: npt.ArrayLike | None, size: int, field: str, problems: list[Problem],

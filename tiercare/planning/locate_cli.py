@@ -19,6 +19,7 @@ import typer
 
 from tiercare.clisupport import input_errors_exit_2, print_json
 from tiercare.errors import InputError, Problem
+from tiercare.planning._locate_data import duplicate_ids
 from tiercare.planning.locate import LSCP, MCLP, LocationModel, PCenter, PMedian, TwoTierCover
 
 _MODELS: dict[str, type[LocationModel]] = {"lscp": LSCP, "mclp": MCLP, "pmedian": PMedian,
@@ -240,15 +241,7 @@ def _pair_matrix(path: Path, d_col: list[str], c_col: list[str], cost: np.ndarra
 
 def _unique(ids: list[str], option: str, problems: list[Problem]) -> None:
     """Record each repeated id of a CSV, naming ``option`` and the data row."""
-    first: dict[str, int] = {}
-    found: list[Problem] = []
-    for k, v in enumerate(ids):
-        if v in first:
-            found.append(Problem(reason=f"duplicate id {v!r} (first at row {first[v] + 1})",
-                                 field=option, row=k + 1, code="duplicate_id"))
-        else:
-            first[v] = k
-    _listed(problems, found)
+    _listed(problems, duplicate_ids(ids, option))
 
 
 def _known_ids(path: Path | None, universe: list[str], option: str,
