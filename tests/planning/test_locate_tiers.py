@@ -26,13 +26,14 @@ def _instance(seed: int, n: int = 9, mu: int = 4, ml: int = 5):
 
 def brute_force(upper, lower, w, *, t1, t2, upgrades, new_lower=None, upper_fixed=(),
                 lower_fixed=(), lower_forbidden=(), site_cost=None, budget=None,
-                nested=None):
+                nested=None, required=None):
     """Best coverage and, among the best, the fewest new lower sites (``-inf`` if none)."""
     mu, ml = upper.shape[1], lower.shape[1]
     best = (-math.inf, math.inf)
     new_u = [u for u in range(mu) if u not in upper_fixed]
     new_l = [j for j in range(ml) if j not in lower_fixed and j not in lower_forbidden]
     served = w > 0
+    need = served if required is None else required
     for ku in range(upgrades + 1):
         for extra_u in itertools.combinations(new_u, ku):
             us = sorted(set(upper_fixed) | set(extra_u))
@@ -46,7 +47,7 @@ def brute_force(upper, lower, w, *, t1, t2, upgrades, new_lower=None, upper_fixe
                     ls = set(lower_fixed) | set(extra_l)
                     if nested and any(nested[u] not in ls for u in us if u in nested):
                         continue
-                    if not (lower[:, sorted(ls)] <= t2).any(axis=1)[served].all():
+                    if not (lower[:, sorted(ls)] <= t2).any(axis=1)[need].all():
                         continue
                     if (value, -kl) > (best[0], -best[1]):
                         best = (value, kl)
@@ -132,6 +133,36 @@ def test_sparse_matrices_and_ids() -> None:
     assert all(isinstance(v, str) for v in sparse.upper_selected + sparse.lower_selected)
     assert list(sparse.to_frame()["demand_id"]) == ids
     assert sparse.to_dict()["model"] == "two-tier"
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_required_points_of_weight_zero(seed: int) -> None:
+    """With ``required`` every flagged point needs a lower-tier site within T2, weight 0 or
+    not (a village whose population is unknown still needs a clinic); same as brute force."""
+    upper, lower, w = _instance(200 + seed)
+    w[seed % 9] = 0.0
+    required = np.ones(w.size, dtype=bool)
+    t1, t2, kw = 3.5, 5.5, {"upgrades": 1, "new_lower": 3}
+    expect = brute_force(upper, lower, w, t1=t1, t2=t2, lower_fixed=[0], required=required,
+                         **kw)
+    model = TwoTierCover.from_cost_matrices(upper, lower, w, upper_threshold=t1,
+                                            lower_threshold=t2, lower_fixed=[0],
+                                            required=required, **kw)
+    if not math.isfinite(expect[0]):
+        with pytest.raises(LocateInfeasibleError):
+            model.solve()
+        return
+    res = model.solve()
+    assert res.objective == pytest.approx(expect[0]) and len(res.lower_new) == expect[1]
+    assert (lower[:, list(res.lower_selected)] <= t2).any(axis=1).all()
+
+
+def test_required_flags_are_checked() -> None:
+    upper, lower, w = _instance(4)
+    with pytest.raises(InputError) as bad:
+        TwoTierCover.from_cost_matrices(upper, lower, w, upper_threshold=3.0,
+                                        lower_threshold=4.0, upgrades=1, required=[1, 0])
+    assert [p.field for p in bad.value.problems] == ["required"]
 
 
 def test_unreachable_village_and_bad_input() -> None:

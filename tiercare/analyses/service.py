@@ -470,7 +470,9 @@ def _optimise_two_tier(session: Session, actor: Actor, network: Network, divisio
         lower_threshold=t2, upgrades=int(params.get("new_sites", 2)),
         upper_fixed=list(existing["code"]), lower_fixed=list(clinics["code"]),
         new_lower=params.get("new_clinics"), demand_ids=list(demand["code"]),
-        upper_ids=list(upper["code"]), lower_ids=list(lower["code"]))
+        upper_ids=list(upper["code"]), lower_ids=list(lower["code"]),
+        # every village needs a clinic within reach, whether its population is known or not
+        required=np.ones(len(demand), dtype=bool))
     try:
         result = model.solve(time_limit=float(params.get("time_limit", 30)))
     except LocateInfeasibleError as exc:

@@ -1,8 +1,8 @@
 """Two-tier siting model solved exactly with HiGHS (private to :mod:`tiercare.planning.locate`).
 
 Upper tier (e.g. township centres to upgrade) and lower tier (e.g. clinics) are chosen together:
-maximise the weight within ``T1`` of an open upper-tier site, subject to every demand point of
-positive weight being within ``T2`` of an open lower-tier site.
+maximise the weight within ``T1`` of an open upper-tier site, subject to every required demand
+point (by default those of positive weight) being within ``T2`` of an open lower-tier site.
 """
 
 from __future__ import annotations
@@ -46,15 +46,16 @@ def _cover_entries(tier: TierData, rows_ok: BoolArray) -> tuple[IntArray, IntArr
     return c.rows[ent].astype(np.int64), c.indices[ent].astype(np.int64)
 
 
-def uncovered_by_lower(lower: TierData, weights: FloatArray) -> BoolArray:
-    """Demand points of positive weight that no usable lower-tier site reaches within T2."""
-    er, _ = _cover_entries(lower, weights > 0)
+def uncovered_by_lower(lower: TierData, required: BoolArray) -> BoolArray:
+    """Required demand points that no usable lower-tier site reaches within T2."""
+    er, _ = _cover_entries(lower, required)
     reach = np.zeros(lower.costs.n, dtype=bool)
     reach[er] = True
-    return (weights > 0) & ~reach
+    return required & ~reach
 
 
-def solve_two_tier(upper: TierData, lower: TierData, weights: FloatArray, *, upgrades: int,
+def solve_two_tier(upper: TierData, lower: TierData, weights: FloatArray, *,
+                   required: BoolArray, upgrades: int,
                    nested: IntArray | None, new_lower: int | None,
                    lower_site_costs: FloatArray | None, lower_budget: float | None,
                    minimise_new_lower: bool, deadline: float, gap: float, seed: int,
@@ -63,7 +64,7 @@ def solve_two_tier(upper: TierData, lower: TierData, weights: FloatArray, *, upg
 
     Columns: ``Y_u`` (upper sites), ``X_l`` (lower sites), ``z_i`` (covered by the upper tier,
     continuous). Rows: ``z_i <= sum_{u in N1_i} Y_u``; ``sum_{l in N2_i} X_l >= 1`` for
-    ``w_i > 0``; ``X_{nested[u]} >= Y_u`` when an upper site stands on a lower-tier site; at
+    every ``required`` point; ``X_{nested[u]} >= Y_u`` when an upper site stands on a lower-tier site; at
     most ``upgrades`` new upper sites, ``new_lower`` new lower sites and ``lower_budget`` spent
     on new lower sites. The objective ``max sum w_i z_i``; then, if ``minimise_new_lower`` and
     the first phase is optimal, a second MIP keeps that coverage and opens the fewest new
@@ -71,9 +72,8 @@ def solve_two_tier(upper: TierData, lower: TierData, weights: FloatArray, *, upg
     """
     n = weights.size
     nu, nl = upper.costs.m, lower.costs.m
-    served = weights > 0
-    ur, uc = _cover_entries(upper, served)
-    lr, lc = _cover_entries(lower, served)
+    ur, uc = _cover_entries(upper, weights > 0)
+    lr, lc = _cover_entries(lower, required)
     dem = np.unique(ur)
     zcol = np.full(n, -1, dtype=np.int64)
     zcol[dem] = nu + nl + np.arange(dem.size)
@@ -84,7 +84,7 @@ def solve_two_tier(upper: TierData, lower: TierData, weights: FloatArray, *, upg
     lo: list[FloatArray] = [np.full(dem.size, -np.inf)]
     hi: list[FloatArray] = [np.zeros(dem.size)]
     nrow = dem.size
-    need = np.flatnonzero(served)
+    need = np.flatnonzero(required)
     need_row = np.full(n, -1, dtype=np.int64)
     need_row[need] = nrow + np.arange(need.size)
     rows.append(need_row[lr])

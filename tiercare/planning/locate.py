@@ -972,8 +972,8 @@ class TwoTierResult:
 class TwoTierCover:
     """Choose sites of two tiers together (e.g. upgrades and clinics), solved with HiGHS.
 
-    ``max sum_i w_i [some open upper site within T1 of i]`` subject to: every demand point
-    with ``w_i > 0`` is within ``T2`` of an open lower-tier site; at most ``upgrades`` upper
+    ``max sum_i w_i [some open upper site within T1 of i]`` subject to: every required demand
+    point (default: ``w_i > 0``) is within ``T2`` of an open lower-tier site; at most ``upgrades`` upper
     sites are opened besides ``upper_fixed``; at most ``new_lower`` lower sites (and/or
     ``sum cost <= lower_budget``) besides ``lower_fixed`` (existing clinics). When
     ``upper_in_lower`` maps an upper candidate to the lower candidate at the same place, an
@@ -997,7 +997,7 @@ class TwoTierCover:
     """
 
     def __init__(self, upper: Any, lower: Any, weights: npt.NDArray[np.float64], *,
-                 demand_ids: tuple[Hashable, ...], upper_ids: tuple[Hashable, ...],
+                 required: BoolArray, demand_ids: tuple[Hashable, ...], upper_ids: tuple[Hashable, ...],
                  lower_ids: tuple[Hashable, ...], upgrades: int,
                  nested: npt.NDArray[np.int64] | None, new_lower: int | None,
                  lower_site_costs: npt.NDArray[np.float64] | None,
@@ -1005,6 +1005,7 @@ class TwoTierCover:
         self.upper = upper
         self.lower = lower
         self.weights = weights
+        self.required = required
         self.demand_ids = demand_ids
         self.upper_ids = upper_ids
         self.lower_ids = lower_ids
@@ -1027,6 +1028,7 @@ class TwoTierCover:
         demand_ids: Sequence[Hashable] | None = None,
         upper_ids: Sequence[Hashable] | None = None,
         lower_ids: Sequence[Hashable] | None = None,
+        required: npt.ArrayLike | None = None,
     ) -> TwoTierCover:
         """Build the model from two demand × candidate cost matrices (same demand rows).
 
@@ -1036,7 +1038,7 @@ class TwoTierCover:
             Costs to the upper-tier and lower-tier candidates (dense with ``inf`` for
             unreachable pairs, or SciPy sparse as in :meth:`LocationModel.from_cost_matrix`).
         weights:
-            Demand weights (default 1); points of weight 0 are ignored.
+            Demand weights (default 1).
         upper_threshold, lower_threshold:
             ``T1`` (coverage counted in the objective) and ``T2`` (required for every point).
         upgrades:
@@ -1050,6 +1052,9 @@ class TwoTierCover:
             Upper candidate id → lower candidate id at the same place.
         demand_ids, upper_ids, lower_ids:
             Ids reported in results (default: row / column numbers).
+        required:
+            One flag per demand point: it must be within ``T2`` of an open lower-tier site
+            (default: the points of positive weight; e.g. every village, inhabited or not).
         """
         problems: list[Problem] = []
         for name, value in (("upper_threshold", upper_threshold),
@@ -1088,6 +1093,15 @@ class TwoTierCover:
                              candidate_ids=lower_ids, fixed=lower_fixed,
                              forbidden=lower_forbidden, capacities=None,
                              costs_per_site=lower_costs_per_site, problems=problems)
+        must = up.weights > 0
+        if required is not None:
+            flags = np.asarray(required)
+            if flags.dtype != bool or flags.shape != must.shape:
+                problems.append(Problem(
+                    reason=f"expected {must.size} true/false flags, got {flags.shape} of "
+                    f"{flags.dtype}", field="required", code="length_mismatch"))
+            else:
+                must = flags
         nested = None
         if upper_in_lower:
             u_index = {v: k for k, v in enumerate(up.candidate_ids)}
@@ -1109,7 +1123,7 @@ class TwoTierCover:
                                    fixed=up.fixed, forbidden=up.forbidden),
             _locate_tiers.TierData(costs=low.costs, threshold=float(lower_threshold),
                                    fixed=low.fixed, forbidden=low.forbidden),
-            up.weights, demand_ids=up.demand_ids, upper_ids=up.candidate_ids,
+            up.weights, required=must, demand_ids=up.demand_ids, upper_ids=up.candidate_ids,
             lower_ids=low.candidate_ids, upgrades=int(upgrades), nested=nested,
             new_lower=None if new_lower is None else int(new_lower),
             lower_site_costs=low.site_costs,
@@ -1138,14 +1152,15 @@ class TwoTierCover:
         if not (0 <= gap < 1):
             raise InputError.single(f"must be in [0, 1), got {gap!r}", field="gap")
         t0 = time.perf_counter()
-        lost = _locate_tiers.uncovered_by_lower(self.lower, self.weights)
+        lost = _locate_tiers.uncovered_by_lower(self.lower, self.required)
         if lost.any():
             ids = [self.demand_ids[i] for i in np.flatnonzero(lost)]
             raise LocateInfeasibleError(
                 f"{len(ids)} demand point(s) have no usable lower-tier site within "
                 f"{self.lower.threshold:g}: {describe_ids(ids)}", demand_ids=ids)
         sol = _locate_tiers.solve_two_tier(
-            self.upper, self.lower, self.weights, upgrades=self.upgrades, nested=self.nested,
+            self.upper, self.lower, self.weights, required=self.required,
+            upgrades=self.upgrades, nested=self.nested,
             new_lower=self.new_lower, lower_site_costs=self.lower_site_costs,
             lower_budget=self.lower_budget, minimise_new_lower=minimise_new_lower,
             deadline=t0 + time_limit, gap=gap, seed=seed)
