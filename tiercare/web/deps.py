@@ -140,13 +140,11 @@ async def run_authenticated(request: Request, credentials: HTTPAuthorizationCred
         session = request.app.state.sessions()
         try:
             result = work(session, authenticate(request, session, credentials))
-            session.commit()
-            return result
         except BaseException:
-            session.rollback()
+            _rollback_and_close(session)
             raise
-        finally:
-            session.close()
+        _commit_and_close(session)
+        return result
 
     return await run_in_threadpool(run)
 
