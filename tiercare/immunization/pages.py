@@ -383,7 +383,8 @@ async def create_release_submit(request: Request, session: SessionDep, viewer: V
         errors: dict[str, str] = {}
         for p in exc.problems:
             name = p.field or ""
-            errors[name] = "; ".join(filter(None, [errors.get(name), t.problem(p.code, p.reason)]))
+            text = t.label("problem", p.code, default=p.reason)
+            errors[name] = "; ".join(filter(None, [errors.get(name), text]))
         return _site_view(request, session, viewer, code, status_code=422,
                           release_form=values, release_errors=errors,
                           error=t("problem.form_refused"))

@@ -85,10 +85,11 @@ class Translator:
         """True when the catalogue holds ``key``."""
         return key in catalogue(self.lang)
 
-    def label(self, group: str, code: str | None) -> str:
-        """Display label of a code in a group (``ftype``, ``cadre``, ``level``…).
+    def label(self, group: str, code: str | None, default: str | None = None) -> str:
+        """Display label of a code in a group (``ftype``, ``cadre``, ``level``, ``problem``…).
 
-        Unknown codes are shown as they are, so new data never breaks a page.
+        Unknown codes are shown as ``default`` when given (e.g. a refused input's English
+        reason), else as they are, so new data never breaks a page.
 
         Examples
         --------
@@ -96,24 +97,12 @@ class Translator:
         '注册护士'
         >>> Translator("zh-CN").label("cadre", "herbalist")
         'herbalist'
+        >>> Translator("zh-CN").label("problem", "value_error", default="min_age is above max_age")
+        'min_age is above max_age'
         """
         if code is None or code == "":
             return "—"
         key = f"{group}.{code}"
-        return self(key) if key in catalogue(self.lang) else code
-
-    def problem(self, code: str, reason: str) -> str:
-        """A refused input's text for a page: the catalogue's text of its code, else its reason.
-
-        Service reasons are English; a problem whose code the catalogue knows reads in the
-        page's language.
-
-        Examples
-        --------
-        >>> Translator("zh-CN").problem("missing", "required")
-        '必填项为空'
-        >>> Translator("zh-CN").problem("value_error", "min_age is above max_age")
-        'min_age is above max_age'
-        """
-        key = f"problem.{code}"
-        return self(key) if key in catalogue(self.lang) else reason
+        if key in catalogue(self.lang):
+            return self(key)
+        return code if default is None else default
