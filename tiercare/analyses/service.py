@@ -15,7 +15,6 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 from shapely.geometry import Point, shape
 from shapely.prepared import prep
 from sqlalchemy import select
@@ -26,7 +25,7 @@ from tiercare.auth.service import Actor, audit
 from tiercare.db.base import utcnow
 from tiercare.errors import ConflictError, InputError, NotFoundError, Problem
 from tiercare.planning.locate import LocateInfeasibleError, TwoTierCover
-from tiercare.planning.network import Network, nearest_facility, snap, travel_time_pairs
+from tiercare.planning.network import Network, nearest_facility, snap, travel_time_matrix
 from tiercare.registry.accessibility import (
     DEFAULT_THRESHOLDS,
     analyse,
@@ -423,14 +422,6 @@ def _optimise_new_sites(session: Session, actor: Actor, network: Network, divisi
     }, default=str))
 
 
-def _travel_times(network: Network, demand: gpd.GeoDataFrame, sites: gpd.GeoDataFrame,
-                  cutoff_s: float) -> sp.csr_matrix:
-    """Seconds from each demand point (row) to each site (column) within ``cutoff_s``."""
-    site_i, demand_i, seconds = travel_time_pairs(network, sites, demand, cutoff_s=cutoff_s,
-                                                  direction="to_origins")
-    return sp.csr_matrix((seconds, (demand_i, site_i)), shape=(len(demand), len(sites)))
-
-
 def _optimise_two_tier(session: Session, actor: Actor, network: Network, division_code: str,
                        params: dict[str, Any]) -> dict[str, Any]:
     """Upgrades and new village clinics chosen together (:class:`TwoTierCover`).
@@ -464,8 +455,11 @@ def _optimise_two_tier(session: Session, actor: Actor, network: Network, divisio
                                        ignore_index=True), geometry="geometry", crs="EPSG:4326")
     t1 = float(params.get("threshold", 30)) * 60
     t2 = float(params.get("lower_threshold", 15)) * 60
+    # seconds from each village (row) to each site (column), the villages snapped once
+    at = snap(network, demand)
     model = TwoTierCover.from_cost_matrices(
-        _travel_times(network, demand, upper, t1), _travel_times(network, demand, lower, t2),
+        travel_time_matrix(network, upper, at, cutoff_s=t1, direction="to_origins").T,
+        travel_time_matrix(network, lower, at, cutoff_s=t2, direction="to_origins").T,
         demand["population"].to_numpy(dtype=np.float64), upper_threshold=t1,
         lower_threshold=t2, upgrades=int(params.get("new_sites", 2)),
         upper_fixed=list(existing["code"]), lower_fixed=list(clinics["code"]),
