@@ -16,6 +16,7 @@ import numpy.typing as npt
 import scipy.sparse as sp
 
 from tiercare.planning._locate_data import BoolArray, FloatArray, IntArray, SortedCosts
+from tiercare.planning._locate_median import nearest_two
 from tiercare.planning._locate_mip import MipOutcome, solve_mip
 
 
@@ -157,12 +158,6 @@ def solve_two_tier(upper: TierData, lower: TierData, weights: FloatArray, *,
 def covered_within(costs: SortedCosts, open_: BoolArray, threshold: float,
                    ) -> tuple[npt.NDArray[np.int64], FloatArray]:
     """Nearest open site within ``threshold`` of each demand point (-1 / ``nan`` if none)."""
-    ent = open_[costs.indices] & (costs.data <= threshold)
-    site = np.full(costs.n, -1, dtype=np.int64)
-    cost = np.full(costs.n, math.nan)
-    # rows are sorted by cost, so the first usable entry of each row is the nearest
-    pos = np.flatnonzero(ent)
-    first = np.unique(costs.rows[pos], return_index=True)
-    site[first[0]] = costs.indices[pos[first[1]]]
-    cost[first[0]] = costs.data[pos[first[1]]]
-    return site, cost
+    f1, d1, _ = nearest_two(costs, open_)
+    within = d1 <= threshold
+    return np.where(within, f1, -1), np.where(within, d1, math.nan)
