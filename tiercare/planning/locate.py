@@ -191,6 +191,15 @@ class LocateResult:
         }
 
 
+def _check_limits(time_limit: float, gap: float) -> None:
+    """Refuse a time limit that is not a positive number or a gap outside ``[0, 1)``."""
+    if not (time_limit > 0 and math.isfinite(time_limit)):
+        raise InputError.single(f"must be a positive number, got {time_limit!r}",
+                                field="time_limit")
+    if not (0 <= gap < 1):
+        raise InputError.single(f"must be in [0, 1), got {gap!r}", field="gap")
+
+
 def _rel_gap(objective: float, bound: float, maximize: bool) -> float:
     if not (math.isfinite(objective) and math.isfinite(bound)):
         return math.inf
@@ -432,11 +441,7 @@ class LocationModel(abc.ABC):
         -------
         LocateResult
         """
-        if not (time_limit > 0 and math.isfinite(time_limit)):
-            raise InputError.single(f"must be a positive number, got {time_limit!r}",
-                                    field="time_limit")
-        if not (0 <= gap < 1):
-            raise InputError.single(f"must be in [0, 1), got {gap!r}", field="gap")
+        _check_limits(time_limit, gap)
         if method not in ("auto", "mip", "heuristic"):
             raise InputError.single(f"unknown method {method!r}", field="method")
         t0 = time.perf_counter()
@@ -1146,11 +1151,7 @@ class TwoTierCover:
             Some demand points have no usable lower-tier site within ``T2`` (listed in
             ``demand_ids``), or the limits on new lower-tier sites cannot serve every point.
         """
-        if not (time_limit > 0 and math.isfinite(time_limit)):
-            raise InputError.single(f"must be a positive number, got {time_limit!r}",
-                                    field="time_limit")
-        if not (0 <= gap < 1):
-            raise InputError.single(f"must be in [0, 1), got {gap!r}", field="gap")
+        _check_limits(time_limit, gap)
         t0 = time.perf_counter()
         lost = _locate_tiers.uncovered_by_lower(self.lower, self.required)
         if lost.any():
