@@ -171,24 +171,28 @@ class LocateResult:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (the CLI's ``result.json``)."""
-        def plain(v: Hashable) -> Any:
-            return v.item() if isinstance(v, np.generic) else v
-
-        def num(v: float | None) -> float | None:
-            return None if v is None or not math.isfinite(v) else float(v)
-
         return {
             "model": self.model,
-            "objective": num(self.objective),
-            "bound": num(self.bound),
-            "gap": num(self.gap),
+            "objective": _num(self.objective),
+            "bound": _num(self.bound),
+            "gap": _num(self.gap),
             "status": self.status,
-            "selected": [plain(v) for v in self.selected],
-            "assignment": {str(plain(k)): plain(v) for k, v in self.assignment.items()},
-            "covered_weight": num(self.covered_weight),
+            "selected": [_plain(v) for v in self.selected],
+            "assignment": {str(_plain(k)): _plain(v) for k, v in self.assignment.items()},
+            "covered_weight": _num(self.covered_weight),
             "seconds": self.seconds,
             "method": self.method,
         }
+
+
+def _plain(v: Hashable) -> Any:
+    """Return a NumPy scalar id as the Python value JSON takes."""
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def _num(v: float | None) -> float | None:
+    """Return a finite number as ``float``, else ``None`` (JSON has no inf or NaN)."""
+    return None if v is None or not math.isfinite(v) else float(v)
 
 
 def _check_limits(time_limit: float, gap: float) -> None:
@@ -961,13 +965,10 @@ class TwoTierResult:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary."""
         def plain(values: tuple[Hashable, ...]) -> list[Any]:
-            return [v.item() if isinstance(v, np.generic) else v for v in values]
+            return [_plain(v) for v in values]
 
-        def num(v: float) -> float | None:
-            return float(v) if math.isfinite(v) else None
-
-        return {"model": "two-tier", "objective": num(self.objective), "bound": num(self.bound),
-                "gap": num(self.gap), "status": self.status,
+        return {"model": "two-tier", "objective": _num(self.objective),
+                "bound": _num(self.bound), "gap": _num(self.gap), "status": self.status,
                 "upper_selected": plain(self.upper_selected),
                 "lower_selected": plain(self.lower_selected),
                 "upper_new": plain(self.upper_new), "lower_new": plain(self.lower_new),
