@@ -366,6 +366,12 @@ def _optimise(session: Session, actor: Actor, division_code: str, params: dict[s
     return _clean(json.loads(json.dumps(result, default=str)))
 
 
+def _village_sites(demand: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Every village as a possible new site: code ``NEW`` + village code, at the village."""
+    return gpd.GeoDataFrame({"code": NEW_SITE_PREFIX + demand["code"], "name": demand["name"]},
+                            geometry=list(demand.geometry), crs="EPSG:4326")
+
+
 def _optimise_new_sites(session: Session, actor: Actor, network: Network, division_code: str,
                         params: dict[str, Any]) -> dict[str, Any]:
     """Choose new sites among the villages or the given sites (existing tier facilities fixed).
@@ -386,9 +392,7 @@ def _optimise_new_sites(session: Session, actor: Actor, network: Network, divisi
     facilities = facility_points(session, actor, root_prefix=prefix)
     existing = facilities[facilities["type"].isin(tiers()["tiers"][tier]["types"])]
     if params.get("candidate_set") == "villages":
-        candidates = gpd.GeoDataFrame({"code": NEW_SITE_PREFIX + demand["code"],
-                                       "name": demand["name"]},
-                                      geometry=list(demand.geometry), crs="EPSG:4326")
+        candidates = _village_sites(demand)
     else:
         sites = params["sites"]
         candidates = gpd.GeoDataFrame(
@@ -446,9 +450,7 @@ def _optimise_two_tier(session: Session, actor: Actor, network: Network, divisio
         raise InputError.single("no candidate facility of the chosen types in scope",
                                 field="candidate_types")
     clinics = facilities[facilities["type"].isin(spec[LOWER_TIER]["types"])]
-    villages = gpd.GeoDataFrame({"code": NEW_SITE_PREFIX + demand["code"],
-                                 "name": demand["name"]}, geometry=list(demand.geometry),
-                                crs="EPSG:4326")
+    villages = _village_sites(demand)
     upper = gpd.GeoDataFrame(pd.concat([existing, candidates], ignore_index=True),
                              geometry="geometry", crs="EPSG:4326")
     lower = gpd.GeoDataFrame(pd.concat([clinics[["code", "name", "geometry"]], villages],
