@@ -72,6 +72,21 @@ def _numbers(frame: pd.DataFrame, column: str, problems: list[Problem], *,
     return values
 
 
+def _demand_csv(path: Path, demand_field: str, weight_field: str | None,
+                problems: list[Problem]) -> tuple[list[str] | None, np.ndarray | None]:
+    """Read the ids and weights (None: every point weighs 1) of a demand CSV.
+
+    The ids are None (with the problems recorded) when the file cannot be read or lacks the id
+    column.
+    """
+    frame = _read_csv(path, "demand", problems)
+    if frame is None or not _columns(frame, [demand_field], path, problems):
+        return None, None
+    column = _weight_column(frame, weight_field, path, problems)
+    weights = None if column is None else _numbers(frame, column, problems, label="weight ")
+    return frame[demand_field].str.strip().tolist(), weights
+
+
 def _pairs(path: Path, field: str, problems: list[Problem], *, demand_field: str,
            candidate_field: str, cost_field: str,
            ) -> tuple[pd.DataFrame, list[str], list[str], np.ndarray] | None:
@@ -151,12 +166,7 @@ def locate(
         demand_ids: list[str] | None = None
         weights: np.ndarray | None = None
         if demand is not None:
-            frame = _read_csv(demand, "demand", problems)
-            if frame is not None and _columns(frame, [demand_field], demand, problems):
-                demand_ids = frame[demand_field].str.strip().tolist()
-                column = _weight_column(frame, weight_field, demand, problems)
-                if column is not None:
-                    weights = _numbers(frame, column, problems, label="weight ")
+            demand_ids, weights = _demand_csv(demand, demand_field, weight_field, problems)
         elif (column := _weight_column(pairs, weight_field, costs, problems)) is not None:
             per_pair = _numbers(pairs, column, problems, label="weight ")
             demand_ids = list(dict.fromkeys(d_col))
@@ -336,13 +346,10 @@ def locate_tiers(
         _, low_d, low_c, low_cost = lower
         weights: np.ndarray | None = None
         if demand is not None:
-            frame = _read_csv(demand, "demand", problems)
-            if frame is None or not _columns(frame, [demand_field], demand, problems):
+            read_ids, weights = _demand_csv(demand, demand_field, weight_field, problems)
+            if read_ids is None:
                 raise InputError(problems)
-            demand_ids = frame[demand_field].str.strip().tolist()
-            column = _weight_column(frame, weight_field, demand, problems)
-            if column is not None:
-                weights = _numbers(frame, column, problems, label="weight ")
+            demand_ids = read_ids
         else:
             demand_ids = list(dict.fromkeys(up_d + low_d))
         upper_ids, lower_ids = list(dict.fromkeys(up_c)), list(dict.fromkeys(low_c))
