@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Callable
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -396,22 +397,19 @@ async def start_optimise(
             "lower_threshold": lower_threshold, "new_clinics": new_clinics}
     problems: list[Problem] = []
     params: dict[str, Any] = {"road_network": road_network, "model": model, "tier": tier}
-    for field, parse in (("threshold", lambda: _minutes(threshold, "threshold")),
-                         ("new_sites", lambda: _whole(new_sites, "new_sites", 0, 100)),
-                         ("time_limit", lambda: _whole(time_limit, "time_limit", 1, 600))):
+    parsers: list[tuple[str, Callable[[], Any]]] = [
+        ("threshold", lambda: _minutes(threshold, "threshold")),
+        ("new_sites", lambda: _whole(new_sites, "new_sites", 0, 100)),
+        ("time_limit", lambda: _whole(time_limit, "time_limit", 1, 600))]
+    if model == "two-tier":
+        parsers += [("lower_threshold", lambda: _minutes(lower_threshold, "lower_threshold")),
+                    ("new_clinics", lambda: _whole(new_clinics, "new_clinics", 0, 1000)
+                     if new_clinics.strip() else None)]
+    for field, parse in parsers:
         try:
             params[field] = parse()
         except InputError as exc:
             problems += exc.problems
-    if model == "two-tier":
-        for field, parse in (
-                ("lower_threshold", lambda: _minutes(lower_threshold, "lower_threshold")),
-                ("new_clinics", lambda: _whole(new_clinics, "new_clinics", 0, 1000)
-                 if new_clinics.strip() else None)):
-            try:
-                params[field] = parse()
-            except InputError as exc:
-                problems += exc.problems
     if budget.strip():
         try:
             params["budget"] = float(budget)
