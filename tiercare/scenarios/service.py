@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from shapely.geometry import Point
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from tiercare.auth.service import Actor, audit
 from tiercare.errors import ConflictError, ForbiddenError, InputError, NotFoundError, Problem
@@ -228,7 +228,9 @@ def network_covering(session: Session, prefix: str) -> Network | None:
     for network_id, division_code in candidates:
         area = prefix_of(division_code)
         if prefix.startswith(area) or area.startswith(prefix):
-            return stored_network(session.get(RoadNetwork, network_id))
+            # the GeoJSON is read only if the built network is not kept in memory already
+            return stored_network(session.get(RoadNetwork, network_id,
+                                              options=[defer(RoadNetwork.geojson)]))
     return None
 
 
