@@ -138,9 +138,7 @@ def solve_two_tier(upper: TierData, lower: TierData, weights: FloatArray, *,
     optimal = out.bound - out.objective <= 1e-9 * max(abs(out.objective), 1.0)
     if minimise_new_lower and optimal and remaining > 0:
         # keep the coverage (integral weights make the tolerance safe) and open fewest sites
-        keep = sp.csr_matrix((cost[None, nu + nl:].ravel(),
-                              (np.zeros(dem.size, dtype=np.int64), nu + nl + np.arange(dem.size))),
-                             shape=(1, n_col))
+        keep = sp.csr_matrix(cost[None, :])  # the objective row (weights of the z columns)
         tol = 1e-7 * max(abs(out.objective), 1.0)
         second = solve_mip(
             cost=np.concatenate([np.zeros(nu), new_l.astype(np.float64), np.zeros(dem.size)]),
