@@ -119,3 +119,60 @@ def test_scenario_api_round_trip(db_url, county):
                           params={"names": "新卫生院", "format": "xlsx"}, headers=headers)
         assert xlsx.content[:2] == b"PK"
     app.state.engine.dispose()
+
+
+def test_listing_road_networks_reads_no_geojson(db_url, county):
+    from fastapi.testclient import TestClient
+    from sqlalchemy import event
+
+    from tiercare.auth.service import create_user
+    from tiercare.config import Settings
+    from tiercare.web.app import create_app
+
+    create_user(county, username="planner", password="planner-pass", role="planner",
+                division_code="140725")
+    county.commit()
+    app = create_app(Settings(database_url=db_url))
+    with TestClient(app) as client:
+        token = client.post("/api/v1/auth/token",
+                            data={"username": "planner", "password": "planner-pass"}).json()
+        headers = {"Authorization": f"Bearer {token['access_token']}"}
+        statements: list[str] = []
+
+        def record(_conn, _cursor, sql, *_args):
+            statements.append(sql)
+
+        event.listen(app.state.engine, "before_cursor_execute", record)
+        listed = client.get("/api/v1/road-networks", headers=headers)
+        event.remove(app.state.engine, "before_cursor_execute", record)
+        assert listed.status_code == 200
+        assert listed.json() == [{"name": "roads", "division_code": "140725000000",
+                                  "features": 5}]
+        assert any("road_networks" in sql for sql in statements)
+        assert not any("geojson" in sql for sql in statements)
+        stored = client.post("/api/v1/road-networks", headers=headers, json={
+            "name": "roads", "division_code": "140725",
+            "geojson": {**ROADS, "features": ROADS["features"][:3]}})
+        assert stored.json() == {"name": "roads", "features": 3}
+        assert client.get("/api/v1/road-networks", headers=headers).json()[0]["features"] == 3
+    app.state.engine.dispose()
+
+
+def test_migration_back_fills_the_feature_count(db_url, county):
+    from alembic import command
+    from sqlalchemy import text
+
+    from tiercare.db.engine import create_db_engine
+    from tiercare.db.migrate import alembic_config, upgrade
+
+    county.close()
+    engine = create_db_engine(db_url)
+    with engine.connect() as connection:
+        config = alembic_config(db_url)
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0501")
+    upgrade(engine)
+    with engine.connect() as connection:
+        assert connection.execute(text(
+            "SELECT feature_count FROM road_networks WHERE name = 'roads'")).scalar_one() == 5
+    engine.dispose()

@@ -38,9 +38,9 @@ def scenario_dict(session, scenario: Scenario) -> dict[str, Any]:  # type: ignor
 @router.get("/road-networks", summary="Stored road networks")
 def list_road_networks(session: SessionDep, actor: ActorDep) -> list[dict]:
     """Road layers that analyses and scenarios can route on."""
-    rows = session.scalars(select(RoadNetwork).order_by(RoadNetwork.name))
-    return [{"name": r.name, "division_code": r.division_code,
-             "features": len(r.geojson.get("features", []))}
+    rows = session.execute(select(RoadNetwork.name, RoadNetwork.division_code,
+                                  RoadNetwork.feature_count).order_by(RoadNetwork.name))
+    return [{"name": r.name, "division_code": r.division_code, "features": r.feature_count}
             for r in rows if actor.covers_division(r.division_code)]
 
 
@@ -50,7 +50,7 @@ def store_road_network(data: RoadNetworkIn, session: SessionDep, actor: EditorDe
     row = service.store_road_network(session, actor, name=data.name,
                                      division_code=data.division_code, geojson=data.geojson,
                                      class_field=data.class_field, speed_field=data.speed_field)
-    return {"name": row.name, "features": len(row.geojson["features"])}
+    return {"name": row.name, "features": row.feature_count}
 
 
 @router.get("/scenarios", summary="List scenarios")

@@ -22,6 +22,8 @@ class RoadNetwork(TimestampMixin, Base):
     class_field: Mapped[str] = mapped_column(String(32), default="class")
     speed_field: Mapped[str] = mapped_column(String(32), default="speed_kmh")
     geojson: Mapped[dict[str, Any]] = mapped_column(JSON)
+    #: Number of features in ``geojson``, kept so that listing layers reads no GeoJSON.
+    feature_count: Mapped[int] = mapped_column(Integer, server_default="0")
 
 
 class Scenario(TimestampMixin, Base):

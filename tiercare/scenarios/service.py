@@ -63,10 +63,12 @@ def store_road_network(session: Session, actor: Actor, *, name: str, division_co
     row = session.scalar(select(RoadNetwork).where(RoadNetwork.name == name))
     if row is None:
         row = RoadNetwork(name=name, division_code=code12, geojson=geojson,
+                          feature_count=len(geojson["features"]),
                           class_field=class_field, speed_field=speed_field)
         session.add(row)
     else:
         row.geojson, row.division_code = geojson, code12
+        row.feature_count = len(geojson["features"])
         row.class_field, row.speed_field = class_field, speed_field
     session.flush()
     audit(session, actor, "update", "road_network", str(row.id),
