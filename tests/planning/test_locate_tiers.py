@@ -179,3 +179,84 @@ def test_unreachable_village_and_bad_input() -> None:
                                         lower_budget=3.0)
     fields = {p.field for p in bad.value.problems}
     assert {"upper_threshold", "upgrades", "lower_costs_per_site"} <= fields
+
+
+
+def _pairs(costs: np.ndarray, prefix: str, cutoff: float, rng: np.random.Generator):
+    """The pairs within ``cutoff`` of a matrix, by id (``v0``…, ``{prefix}0``…), shuffled."""
+    rows, cols = np.nonzero(costs <= cutoff)
+    order = rng.permutation(rows.size)
+    rows, cols = rows[order], cols[order]
+    return ([f"v{i}" for i in rows], [f"{prefix}{j}" for j in cols],
+            costs[rows, cols].tolist())
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_from_pairs_matches_cost_matrices(seed: int) -> None:
+    upper, lower, w = _instance(300 + seed, n=8, mu=4, ml=5)
+    rng = np.random.default_rng(seed)
+    cutoff = 7.0  # pairs beyond it are unreachable in both models
+    t1, t2 = 4.0, 6.0
+    kw = {"upgrades": 1, "lower_costs_per_site": [3.0, 1.0, 2.0, 2.0, 1.0],
+          "lower_budget": 3.0}
+    by_index = TwoTierCover.from_cost_matrices(
+        np.where(upper <= cutoff, upper, np.inf), np.where(lower <= cutoff, lower, np.inf), w,
+        upper_threshold=t1, lower_threshold=t2, upper_fixed=[0], lower_fixed=[1],
+        lower_forbidden=[3], upper_in_lower={1: 2}, **kw)
+    by_id = TwoTierCover.from_pairs(
+        _pairs(upper, "U", cutoff, rng), _pairs(lower, "c", cutoff, rng), w,
+        demand_ids=[f"v{i}" for i in range(len(w))], upper_ids=[f"U{j}" for j in range(4)],
+        lower_ids=[f"c{j}" for j in range(5)], upper_threshold=t1, lower_threshold=t2,
+        upper_fixed=["U0"], lower_fixed=["c1"], lower_forbidden=["c3"],
+        upper_in_lower={"U1": "c2"}, **kw)
+    expect, got = by_index.solve(), by_id.solve()
+    assert (got.objective, got.bound, got.status) == (expect.objective, expect.bound,
+                                                     expect.status)
+    assert got.upper_selected == tuple(f"U{j}" for j in expect.upper_selected)
+    assert got.lower_selected == tuple(f"c{j}" for j in expect.lower_selected)
+    assert got.lower_new == tuple(f"c{j}" for j in expect.lower_new)
+    frame = got.to_frame()
+    assert list(frame["demand_id"]) == [f"v{i}" for i in range(len(w))]
+    assert list(frame["covered"]) == list(expect.to_frame()["covered"])
+
+
+def test_from_pairs_default_ids_in_order_of_appearance() -> None:
+    model = TwoTierCover.from_pairs((["b", "a"], ["U", "U"], [1.0, 2.0]),
+                                    (["c", "a", "b"], ["x", "x", "y"], [1.0, 1.0, 1.0]),
+                                    [1.0, 2.0, 3.0], upper_threshold=5, lower_threshold=5,
+                                    upgrades=1)
+    assert model.demand_ids == ("b", "a", "c")
+    assert (model.upper_ids, model.lower_ids) == (("U",), ("x", "y"))
+    res = model.solve()
+    assert res.objective == 3.0 and res.upper_new == ("U",)
+    assert res.lower_new == ("x", "y")
+
+
+def test_from_pairs_refuses_bad_pairs_naming_the_row() -> None:
+    upper = (["a", "b"], ["U", "U"], [1.0, 2.0])
+    lower = (["a", "b", "c"], ["x", "y", "y"], [1.0, 1.0, 1.0])
+    kw = {"upper_threshold": 5.0, "lower_threshold": 5.0, "upgrades": 1,
+          "demand_ids": ["a", "b"]}
+
+    def problems(up, low, **more) -> list[tuple[str | None, int | None, str, str]]:
+        with pytest.raises(InputError) as bad:
+            TwoTierCover.from_pairs(up, low, **{**kw, **more})
+        return [(p.field, p.row, p.reason, p.code) for p in bad.value.problems]
+
+    # 'c' is not a demand point: the third lower pair names it
+    assert problems(upper, lower) == [
+        ("lower_demand", 3, "unknown demand id 'c'", "unknown_id")]
+    assert problems(upper, lower, lower_ids=["x"]) == [
+        ("lower_demand", 3, "unknown demand id 'c'", "unknown_id"),
+        ("lower_candidate", 2, "unknown candidate id 'y'", "unknown_id"),
+        ("lower_candidate", 3, "unknown candidate id 'y'", "unknown_id")]
+    assert problems((["a", "b"], ["U", "U"], [1.0, -2.0]), (["a", "b"], ["x", "y"], [1, 1])) == [
+        ("upper_cost", 2, "cost must be finite and >= 0, got -2.0", "bad_value")]
+    assert problems(upper, (["a", "b", "a"], ["x", "y", "x"], [1.0, 1.0, 3.0])) == [
+        ("lower_candidate", 3, "duplicate pair (same as row 1)", "duplicate_pair")]
+    # an unknown id hides neither a repeated pair of its tier nor the other tier's problems
+    assert problems((["a", "a"], ["U", "U"], [1.0, 1.0]),
+                    (["a", "z", "a"], ["x", "x", "x"], [1.0, 1.0, 1.0])) == [
+        ("upper_candidate", 2, "duplicate pair (same as row 1)", "duplicate_pair"),
+        ("lower_demand", 2, "unknown demand id 'z'", "unknown_id"),
+        ("lower_candidate", 3, "duplicate pair (same as row 1)", "duplicate_pair")]

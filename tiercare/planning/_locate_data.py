@@ -220,39 +220,91 @@ def costs_from_matrix(costs: Any, problems: list[Problem], *,
 
 
 def costs_from_pairs(demand: npt.ArrayLike, candidate: npt.ArrayLike, cost: npt.ArrayLike, *,
-                     n: int, m: int, problems: list[Problem],
-                     upto: float = math.inf) -> SortedCosts | None:
-    """Validate long-form pairs (0-based indices); every problem names its 1-based row."""
+                     n: int, m: int, problems: list[Problem], upto: float = math.inf,
+                     fields: tuple[str, str, str] = ("demand", "candidate", "cost"),
+                     ) -> SortedCosts | None:
+    """Validate long-form pairs (0-based indices); every problem names its 1-based row.
+
+    ``fields`` names the demand, candidate and cost inputs in the problems (the pairs of one
+    tier of a two-tier model, for instance).
+    """
+    demand_field, candidate_field, cost_field = fields
     r = np.asarray(demand).reshape(-1)
     c = np.asarray(candidate).reshape(-1)
     d = np.asarray(cost, dtype=np.float64).reshape(-1)
     if not (r.size == c.size == d.size):
         problems.append(Problem(reason="demand, candidate and cost must have the same length",
-                                field="cost"))
+                                field=cost_field))
         return None
     bad_rows: list[Problem] = []
     bad = np.flatnonzero((r < 0) | (r >= n))
-    bad_rows += [Problem(reason=f"demand index {r[k]} out of range 0..{n - 1}", field="demand",
-                         row=int(k) + 1) for k in bad[:_MAX_LISTED]]
+    bad_rows += [Problem(reason=f"demand index {r[k]} out of range 0..{n - 1}",
+                         field=demand_field, row=int(k) + 1) for k in bad[:_MAX_LISTED]]
     bad = np.flatnonzero((c < 0) | (c >= m))
     bad_rows += [Problem(reason=f"candidate index {c[k]} out of range 0..{m - 1}",
-                         field="candidate", row=int(k) + 1) for k in bad[:_MAX_LISTED]]
+                         field=candidate_field, row=int(k) + 1) for k in bad[:_MAX_LISTED]]
     bad = np.flatnonzero(~np.isfinite(d) | (d < 0))
-    bad_rows += [Problem(reason=f"cost must be finite and >= 0, got {d[k]}", field="cost",
+    bad_rows += [Problem(reason=f"cost must be finite and >= 0, got {d[k]}", field=cost_field,
                          row=int(k) + 1, code="bad_value") for k in bad[:_MAX_LISTED]]
     if bad_rows:
         problems.extend(bad_rows)
         return None
-    key = r.astype(np.int64) * m + c
-    order = np.argsort(key, kind="stable")
-    dup = np.flatnonzero(key[order][1:] == key[order][:-1])
-    for k in dup[:_MAX_LISTED]:
-        first, again = order[k], order[k + 1]
-        problems.append(Problem(reason=f"duplicate pair (same as row {first + 1})",
-                                field="candidate", row=int(again) + 1, code="duplicate_pair"))
+    problems.extend(_duplicate_pairs(r.astype(np.int64) * m + c, candidate_field))
     if problems:
         return None
     return SortedCosts.from_coo(r, c, d, n=n, m=m, upto=upto)
+
+
+def _duplicate_pairs(key: IntArray, field: str) -> list[Problem]:
+    """One problem per row whose ``key`` (demand × m + candidate) repeats an earlier row's."""
+    order = np.argsort(key, kind="stable")
+    dup = np.flatnonzero(key[order][1:] == key[order][:-1])
+    return [Problem(reason=f"duplicate pair (same as row {order[k] + 1})", field=field,
+                    row=int(order[k + 1]) + 1, code="duplicate_pair")
+            for k in dup[:_MAX_LISTED]]
+
+
+def costs_from_id_pairs(demand: Sequence[Hashable], candidate: Sequence[Hashable],
+                        cost: npt.ArrayLike, *, demand_ids: Sequence[Hashable],
+                        candidate_ids: Sequence[Hashable], problems: list[Problem],
+                        upto: float = math.inf,
+                        fields: tuple[str, str, str] = ("demand", "candidate", "cost"),
+                        ) -> SortedCosts | None:
+    """Validate long-form pairs given by id; every problem names its 1-based row.
+
+    ``demand_ids`` and ``candidate_ids`` are the universes (rows and columns, in order). A
+    pair naming an id outside its universe is a problem naming the field; the repeated pairs
+    among the others are listed too, but their costs are not checked then. Otherwise the pairs
+    go through :func:`costs_from_pairs`, with the same ``fields``. An empty universe is refused
+    as ``no pairs``.
+    """
+    d_index = {v: i for i, v in enumerate(demand_ids)}
+    c_index = {v: i for i, v in enumerate(candidate_ids)}
+    rows = np.fromiter((d_index.get(v, -1) for v in demand), dtype=np.int64, count=len(demand))
+    cols = np.fromiter((c_index.get(v, -1) for v in candidate), dtype=np.int64,
+                       count=len(candidate))
+    unknown: list[Problem] = []
+    for name, field, arr, vals in (("demand", fields[0], rows, demand),
+                                   ("candidate", fields[1], cols, candidate)):
+        bad = np.flatnonzero(arr < 0)
+        unknown += [Problem(reason=f"unknown {name} id {vals[k]!r}", field=field,
+                            row=int(k) + 1, code="unknown_id") for k in bad[:_MAX_LISTED]]
+        if bad.size > _MAX_LISTED:
+            unknown.append(Problem(reason=f"{bad.size - _MAX_LISTED} more unknown {name} ids",
+                                   field=field))
+    problems.extend(unknown)
+    sc = None
+    if unknown:
+        # an unknown row gets a key of its own, so that only known pairs can repeat
+        key = np.where((rows >= 0) & (cols >= 0), rows * len(candidate_ids) + cols,
+                       -1 - np.arange(rows.size))
+        problems.extend(_duplicate_pairs(key, fields[1]))
+    else:
+        sc = costs_from_pairs(rows, cols, cost, n=len(demand_ids), m=len(candidate_ids),
+                              problems=problems, upto=upto, fields=fields)
+    if not demand_ids or not candidate_ids:
+        problems.append(Problem(reason="no pairs", field=fields[2]))
+    return sc
 
 
 @dataclass(frozen=True)

@@ -70,8 +70,8 @@ from tiercare.planning._locate_data import (
     SortedCosts,
     build_instance,
     check_count,
+    costs_from_id_pairs,
     costs_from_matrix,
-    costs_from_pairs,
     describe_ids,
 )
 
@@ -183,6 +183,11 @@ class LocateResult:
             "seconds": self.seconds,
             "method": self.method,
         }
+
+
+def _as_ids(values: Sequence[Hashable] | npt.ArrayLike) -> list[Hashable]:
+    """Ids as a list; the items of a NumPy array become Python scalars."""
+    return values.tolist() if isinstance(values, np.ndarray) else list(values)
 
 
 def _plain(v: Hashable) -> Any:
@@ -309,28 +314,11 @@ class LocationModel(abc.ABC):
         ('y',)
         """
         problems: list[Problem] = []
-        d = list(demand) if not isinstance(demand, np.ndarray) else demand.tolist()
-        k = list(candidate) if not isinstance(candidate, np.ndarray) else candidate.tolist()
+        d, k = _as_ids(demand), _as_ids(candidate)
         d_ids = list(dict.fromkeys(d)) if demand_ids is None else list(demand_ids)
         c_ids = list(dict.fromkeys(k)) if candidate_ids is None else list(candidate_ids)
-        d_index = {v: i for i, v in enumerate(d_ids)}
-        c_index = {v: i for i, v in enumerate(c_ids)}
-        rows = np.fromiter((d_index.get(v, -1) for v in d), dtype=np.int64, count=len(d))
-        cols = np.fromiter((c_index.get(v, -1) for v in k), dtype=np.int64, count=len(k))
-        for name, arr, vals in (("demand", rows, d), ("candidate", cols, k)):
-            bad = np.flatnonzero(arr < 0)
-            for r in bad[:20]:
-                problems.append(Problem(reason=f"unknown {name} id {vals[r]!r}", field=name,
-                                        row=int(r) + 1, code="unknown_id"))
-            if bad.size > 20:
-                problems.append(Problem(reason=f"{bad.size - 20} more unknown {name} ids",
-                                        field=name))
-        sc = None
-        if not problems:
-            sc = costs_from_pairs(rows, cols, cost, n=len(d_ids), m=len(c_ids),
-                                  problems=problems, upto=cls._upto(threshold))
-        if not d_ids or not c_ids:
-            problems.append(Problem(reason="no pairs", field="cost"))
+        sc = costs_from_id_pairs(d, k, cost, demand_ids=d_ids, candidate_ids=c_ids,
+                                 problems=problems, upto=cls._upto(threshold))
         return cls._build(sc, weights, problems, threshold=threshold, p=p, fixed=fixed,
                           forbidden=forbidden, capacities=capacities,
                           costs_per_site=costs_per_site, budget=budget, demand_ids=d_ids,
@@ -987,8 +975,8 @@ class TwoTierCover:
     Among the solutions with the best coverage, the one with the fewest new lower-tier sites is
     returned when the coverage is proven optimal.
 
-    Build it with :meth:`from_cost_matrices`; the model is a MIP of size (demand points +
-    both candidate sets), meant for district-scale instances.
+    Build it with :meth:`from_cost_matrices` or :meth:`from_pairs`; the model is a MIP of size
+    (demand points + both candidate sets), meant for district-scale instances.
 
     Examples
     --------
@@ -1062,6 +1050,95 @@ class TwoTierCover:
             One flag per demand point: it must be within ``T2`` of an open lower-tier site
             (default: the points of positive weight; e.g. every village, inhabited or not).
         """
+        problems = cls._check_limits(upper_threshold, lower_threshold, upgrades, new_lower,
+                                     lower_costs_per_site, lower_budget)
+        t1 = upper_threshold if not problems else math.inf
+        t2 = lower_threshold if not problems else math.inf
+        upper_sc = costs_from_matrix(upper_costs, problems, upto=float(t1))
+        lower_sc = costs_from_matrix(lower_costs, problems, upto=float(t2))
+        if upper_sc is not None and lower_sc is not None and upper_sc.n != lower_sc.n:
+            problems.append(Problem(
+                reason=f"upper_costs has {upper_sc.n} demand rows, lower_costs {lower_sc.n}",
+                field="lower_costs", code="length_mismatch"))
+        return cls._build(
+            upper_sc, lower_sc, weights, problems, upper_threshold=upper_threshold,
+            lower_threshold=lower_threshold, upgrades=upgrades, upper_fixed=upper_fixed,
+            upper_forbidden=upper_forbidden, lower_fixed=lower_fixed,
+            lower_forbidden=lower_forbidden, new_lower=new_lower,
+            lower_costs_per_site=lower_costs_per_site, lower_budget=lower_budget,
+            upper_in_lower=upper_in_lower, demand_ids=demand_ids, upper_ids=upper_ids,
+            lower_ids=lower_ids, required=required)
+
+    @classmethod
+    def from_pairs(
+        cls, upper_pairs: tuple[Sequence[Hashable] | npt.ArrayLike,
+                                Sequence[Hashable] | npt.ArrayLike, npt.ArrayLike],
+        lower_pairs: tuple[Sequence[Hashable] | npt.ArrayLike,
+                           Sequence[Hashable] | npt.ArrayLike, npt.ArrayLike],
+        weights: npt.ArrayLike | None = None, *, upper_threshold: float,
+        lower_threshold: float, upgrades: int, demand_ids: Sequence[Hashable] | None = None,
+        upper_ids: Sequence[Hashable] | None = None,
+        lower_ids: Sequence[Hashable] | None = None,
+        upper_fixed: Collection[Hashable] | None = None,
+        upper_forbidden: Collection[Hashable] | None = None,
+        lower_fixed: Collection[Hashable] | None = None,
+        lower_forbidden: Collection[Hashable] | None = None, new_lower: int | None = None,
+        lower_costs_per_site: npt.ArrayLike | None = None, lower_budget: float | None = None,
+        upper_in_lower: Mapping[Hashable, Hashable] | None = None,
+        required: npt.ArrayLike | None = None,
+    ) -> TwoTierCover:
+        """Build the model from long-form pairs ``(demand id, candidate id, cost)`` of each tier.
+
+        This is the sparse constructor, as :meth:`LocationModel.from_pairs`: only the listed
+        pairs are reachable. ``demand_ids`` fixes the demand points and their order (``weights``
+        and ``required`` follow it), ``upper_ids`` and ``lower_ids`` the candidates of each tier
+        (``lower_costs_per_site`` follows ``lower_ids``); by default they are the ids in order
+        of first appearance (the demand ids of the upper pairs, then of the lower pairs). A pair
+        naming an unknown id, a repeated pair or a negative cost is refused with its row number;
+        the field is ``upper_demand``, ``upper_candidate`` or ``upper_cost`` (``lower_…`` for
+        the lower tier). Other parameters as in :meth:`from_cost_matrices`.
+
+        Examples
+        --------
+        >>> m = TwoTierCover.from_pairs(
+        ...     (["a", "b"], ["U", "U"], [5.0, 40.0]),
+        ...     (["a", "b", "b"], ["x", "x", "y"], [1.0, 20.0, 2.0]),
+        ...     upper_threshold=10, lower_threshold=10, upgrades=1, lower_fixed=["x"])
+        >>> r = m.solve()
+        >>> r.upper_new, r.lower_new
+        (('U',), ('y',))
+
+        """
+        problems = cls._check_limits(upper_threshold, lower_threshold, upgrades, new_lower,
+                                     lower_costs_per_site, lower_budget)
+        t1 = upper_threshold if not problems else math.inf
+        t2 = lower_threshold if not problems else math.inf
+        tiers = [(_as_ids(d), _as_ids(c), cost) for d, c, cost in (upper_pairs, lower_pairs)]
+        d_ids = (list(dict.fromkeys(tiers[0][0] + tiers[1][0])) if demand_ids is None
+                 else list(demand_ids))
+        read = []
+        for tier, (d, c, cost), ids, upto in (("upper", tiers[0], upper_ids, t1),
+                                               ("lower", tiers[1], lower_ids, t2)):
+            c_ids = list(dict.fromkeys(c)) if ids is None else list(ids)
+            sc = costs_from_id_pairs(
+                d, c, cost, demand_ids=d_ids, candidate_ids=c_ids, problems=problems,
+                upto=float(upto), fields=(f"{tier}_demand", f"{tier}_candidate", f"{tier}_cost"))
+            read.append((sc, c_ids))
+        (upper_sc, u_ids), (lower_sc, l_ids) = read
+        return cls._build(
+            upper_sc, lower_sc, weights, problems, upper_threshold=upper_threshold,
+            lower_threshold=lower_threshold, upgrades=upgrades, upper_fixed=upper_fixed,
+            upper_forbidden=upper_forbidden, lower_fixed=lower_fixed,
+            lower_forbidden=lower_forbidden, new_lower=new_lower,
+            lower_costs_per_site=lower_costs_per_site, lower_budget=lower_budget,
+            upper_in_lower=upper_in_lower, demand_ids=d_ids, upper_ids=u_ids,
+            lower_ids=l_ids, required=required)
+
+    @staticmethod
+    def _check_limits(upper_threshold: float, lower_threshold: float, upgrades: int,
+                      new_lower: int | None, lower_costs_per_site: npt.ArrayLike | None,
+                      lower_budget: float | None) -> list[Problem]:
+        """Problems with the thresholds, the counts and the budget."""
         problems: list[Problem] = []
         for name, value in (("upper_threshold", upper_threshold),
                             ("lower_threshold", lower_threshold)):
@@ -1082,14 +1159,21 @@ class TwoTierCover:
                     and lower_budget >= 0):
                 problems.append(Problem(reason=f"must be a number >= 0, got {lower_budget!r}",
                                         field="lower_budget"))
-        t1 = upper_threshold if not problems else math.inf
-        t2 = lower_threshold if not problems else math.inf
-        upper_sc = costs_from_matrix(upper_costs, problems, upto=float(t1))
-        lower_sc = costs_from_matrix(lower_costs, problems, upto=float(t2))
-        if upper_sc is not None and lower_sc is not None and upper_sc.n != lower_sc.n:
-            problems.append(Problem(
-                reason=f"upper_costs has {upper_sc.n} demand rows, lower_costs {lower_sc.n}",
-                field="lower_costs", code="length_mismatch"))
+        return problems
+
+    @classmethod
+    def _build(
+        cls, upper_sc: SortedCosts | None, lower_sc: SortedCosts | None,
+        weights: npt.ArrayLike | None, problems: list[Problem], *, upper_threshold: float,
+        lower_threshold: float, upgrades: int, upper_fixed: Collection[Hashable] | None,
+        upper_forbidden: Collection[Hashable] | None, lower_fixed: Collection[Hashable] | None,
+        lower_forbidden: Collection[Hashable] | None, new_lower: int | None,
+        lower_costs_per_site: npt.ArrayLike | None, lower_budget: float | None,
+        upper_in_lower: Mapping[Hashable, Hashable] | None,
+        demand_ids: Sequence[Hashable] | None, upper_ids: Sequence[Hashable] | None,
+        lower_ids: Sequence[Hashable] | None, required: npt.ArrayLike | None,
+    ) -> TwoTierCover:
+        """Validate the rest once both tiers' costs are read; raise every problem at once."""
         if problems or upper_sc is None or lower_sc is None:
             raise InputError(problems)
         up = build_instance(upper_sc, weights, demand_ids=demand_ids, candidate_ids=upper_ids,

@@ -14,7 +14,6 @@ from typing import Annotated
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 import typer
 
 from tiercare.clisupport import input_errors_exit_2, print_json
@@ -216,42 +215,22 @@ def _listed(problems: list[Problem], found: list[Problem]) -> None:
                                 field=found[20].field))
 
 
-def _pair_matrix(path: Path, d_col: list[str], c_col: list[str], cost: np.ndarray, *,
-                 demand_ids: list[str], candidate_ids: list[str], demand_field: str,
-                 candidate_field: str, problems: list[Problem]) -> sp.csr_matrix:
-    """Pairs as a sparse demand × candidate matrix (stored entries are the reachable pairs).
-
-    An id outside ``demand_ids`` / ``candidate_ids`` and a repeated pair are problems naming
-    the file and the row.
-    """
-    d_index = {v: i for i, v in enumerate(demand_ids)}
-    c_index = {v: j for j, v in enumerate(candidate_ids)}
-    rows = np.array([d_index.get(v, -1) for v in d_col], dtype=np.int64)
-    cols = np.array([c_index.get(v, -1) for v in c_col], dtype=np.int64)
-    found: list[Problem] = []
-    first: dict[tuple[int, int], int] = {}
-    for k, (i, j) in enumerate(zip(rows.tolist(), cols.tolist(), strict=True)):
-        if i < 0:
-            found.append(Problem(reason=f"{path.name}: unknown demand id {d_col[k]!r}",
-                                 field=demand_field, row=k + 1, code="unknown_id"))
-        elif j < 0:
-            found.append(Problem(reason=f"{path.name}: unknown candidate id {c_col[k]!r}",
-                                 field=candidate_field, row=k + 1, code="unknown_id"))
-        elif (i, j) in first:
-            found.append(Problem(reason=f"{path.name}: duplicate pair (same as row "
-                                 f"{first[i, j] + 1})", field=candidate_field, row=k + 1,
-                                 code="duplicate_pair"))
-        else:
-            first[i, j] = k
-    _listed(problems, found)
-    ok = (rows >= 0) & (cols >= 0)
-    return sp.csr_matrix((cost[ok], (rows[ok], cols[ok])),
-                         shape=(len(demand_ids), len(candidate_ids)))
-
-
 def _unique(ids: list[str], option: str, problems: list[Problem]) -> None:
     """Record each repeated id of a CSV, naming ``option`` and the data row."""
     _listed(problems, duplicate_ids(ids, option))
+
+
+def _in_file(problem: Problem, in_files: dict[str, tuple[Path, str]]) -> Problem:
+    """Name the file and column of a problem with the pairs of one tier.
+
+    ``in_files`` maps the fields of :meth:`TwoTierCover.from_pairs` (``upper_demand``, …) to
+    the pairs CSV and its column; other problems are returned as they are.
+    """
+    if problem.field not in in_files:
+        return problem
+    path, column = in_files[problem.field]
+    return Problem(reason=f"{path.name}: {problem.reason}", field=column, row=problem.row,
+                   code=problem.code)
 
 
 def _known_ids(path: Path | None, universe: list[str], option: str,
@@ -401,22 +380,22 @@ def locate_tiers(
             ids[option] = _known_ids(path, universe, option, problems)
         if problems:
             raise InputError(problems)
-        matrices = [_pair_matrix(path, d_col, c_col, cost, demand_ids=demand_ids,
-                                 candidate_ids=c_ids, demand_field=demand_field,
-                                 candidate_field=candidate_field, problems=problems)
-                    for path, d_col, c_col, cost, c_ids in (
-                        (upper_costs, up_d, up_c, up_cost, upper_ids),
-                        (lower_costs, low_d, low_c, low_cost, lower_ids))]
-        if problems:
-            raise InputError(problems)
-        model = TwoTierCover.from_cost_matrices(
-            matrices[0], matrices[1], weights, upper_threshold=upper_threshold,
-            lower_threshold=lower_threshold, upgrades=upgrades, upper_fixed=ids["upper-fixed"],
-            upper_forbidden=ids["upper-forbidden"], lower_fixed=ids["lower-fixed"],
-            lower_forbidden=ids["lower-forbidden"], new_lower=new_lower,
-            lower_costs_per_site=site_costs, lower_budget=budget,
-            upper_in_lower=upper_in_lower or None,
-            demand_ids=demand_ids, upper_ids=upper_ids, lower_ids=lower_ids)
+        in_files = {f"{tier}_{part}": (path, column)
+                    for tier, path in (("upper", upper_costs), ("lower", lower_costs))
+                    for part, column in (("demand", demand_field),
+                                         ("candidate", candidate_field), ("cost", cost_field))}
+        try:
+            model = TwoTierCover.from_pairs(
+                (up_d, up_c, up_cost), (low_d, low_c, low_cost), weights,
+                upper_threshold=upper_threshold, lower_threshold=lower_threshold,
+                upgrades=upgrades, demand_ids=demand_ids, upper_ids=upper_ids,
+                lower_ids=lower_ids, upper_fixed=ids["upper-fixed"],
+                upper_forbidden=ids["upper-forbidden"], lower_fixed=ids["lower-fixed"],
+                lower_forbidden=ids["lower-forbidden"], new_lower=new_lower,
+                lower_costs_per_site=site_costs, lower_budget=budget,
+                upper_in_lower=upper_in_lower or None)
+        except InputError as exc:
+            raise InputError([_in_file(q, in_files) for q in exc.problems]) from exc
         data = model.solve(time_limit=time_limit, gap=gap, seed=seed).to_dict()
         out.write_text(json.dumps(data, ensure_ascii=False, indent=2), encoding="utf-8")
         print_json({**data, "out": str(out)})
