@@ -8,9 +8,11 @@ tables by tier, by township and by centre.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import date
 from functools import cache
 from importlib import resources
+from types import MappingProxyType
 from typing import Any
 
 import geopandas as gpd
@@ -29,11 +31,24 @@ from tiercare.registry.models import Division, Facility
 DEFAULT_THRESHOLDS = (15, 30, 60)
 
 
+def _read_only(value: Any) -> Any:
+    """``value`` with every dict turned into a read-only mapping and every list into a tuple."""
+    if isinstance(value, dict):
+        return MappingProxyType({key: _read_only(item) for key, item in value.items()})
+    if isinstance(value, list):
+        return tuple(_read_only(item) for item in value)
+    return value
+
+
 @cache
-def tiers() -> dict[str, Any]:
-    """The tier definitions (facility types per tier, specialised centres)."""
+def tiers() -> Mapping[str, Any]:
+    """The tier definitions (facility types per tier, specialised centres).
+
+    ``tiers.json`` is read once per process; every caller shares that one copy, so it is
+    read-only all the way down (mappings and tuples), and no caller can change another's.
+    """
     text = (resources.files("tiercare.registry") / "data" / "tiers.json").read_text("utf-8")
-    return json.loads(text)
+    return _read_only(json.loads(text))
 
 
 def demand_points(session: Session, actor: Actor, *, root_prefix: str = "") -> gpd.GeoDataFrame:
