@@ -131,3 +131,31 @@ def test_booking_request_authentication(api, session, users):
                        headers={"Authorization": f"Bearer {expired}"})
     assert late.status_code == 401 and "token expired" in late.json()["detail"]
     assert _count(session, Appointment) == 0
+
+
+def test_booking_request_authenticates_before_validating_the_body(api, session, users):
+    client, tokens, residents, slots = api
+    bad_bodies = [{"slot_id": "first", "resident_id": residents[0]}, {}, [1, 2]]
+    for body in bad_bodies:
+        missing = client.post("/api/v1/appointments", json=body)
+        assert missing.status_code == 401, missing.text
+        assert missing.json() == {"detail": "not authenticated"}
+        assert missing.headers["WWW-Authenticate"] == "Bearer"
+        wrong = client.post("/api/v1/appointments", json=body,
+                            headers={"Authorization": f"Bearer {tokens['desk']}x"})
+        assert wrong.status_code == 401 and "unknown token" in wrong.json()["detail"]
+    not_json = client.post("/api/v1/appointments", content=b'{"slot_id": ',
+                           headers={"Content-Type": "application/json"})
+    assert not_json.status_code == 401
+    desk = {"Authorization": f"Bearer {tokens['desk']}"}
+    refused = client.post("/api/v1/appointments", headers=desk,
+                          json={"slot_id": "first"})
+    assert refused.status_code == 422
+    problems = {p["field"]: p for p in refused.json()["detail"]}
+    assert problems.keys() == {"slot_id", "resident_id"}
+    assert problems["slot_id"]["code"] == "int_parsing" and problems["slot_id"]["row"] is None
+    assert problems["resident_id"]["code"] == "missing" and problems["resident_id"]["reason"]
+    assert _count(session, Appointment) == 0
+    booked = client.post("/api/v1/appointments", headers=desk,
+                         json={"slot_id": slots[0].id, "resident_id": residents[0]})
+    assert booked.status_code == 201, booked.text

@@ -21,6 +21,7 @@ from tiercare.scheduling.rules import china_calendar
 from tiercare.scheduling.service import ScheduleIn
 from tiercare.web.deps import (
     ActorDep,
+    AuthenticateBeforeRefusingRoute,
     BearerDep,
     SessionDep,
     SettingsDep,
@@ -143,7 +144,6 @@ def list_slots(session: SessionDep, actor: ActorDep, settings: SettingsDep,
     return Page(total=total, offset=offset, limit=limit, items=items)
 
 
-@router.post("/appointments", status_code=201, summary="Book a place (idempotent)")
 async def create_appointment(data: BookIn, request: Request, response: Response,
                              credentials: BearerDep,
                              idempotency_key: IdempotencyKey = None) -> dict:
@@ -160,6 +160,13 @@ async def create_appointment(data: BookIn, request: Request, response: Response,
     if not created:
         response.status_code = 200
     return booked
+
+
+# Authentication happens in the handler (one thread hand-off per booking), after FastAPI has
+# validated the body: this route class still answers 401 before 422, like the other routes.
+router.add_api_route("/appointments", create_appointment, methods=["POST"], status_code=201,
+                     summary="Book a place (idempotent)",
+                     route_class_override=AuthenticateBeforeRefusingRoute)
 
 
 @router.get("/appointments", response_model=Page, summary="List appointments")

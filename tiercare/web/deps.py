@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from typing import Annotated, TypeVar
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Annotated, Any, TypeVar
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy.orm import Session
@@ -147,6 +149,40 @@ async def run_authenticated(request: Request, credentials: HTTPAuthorizationCred
         return result
 
     return await run_in_threadpool(run)
+
+
+def _authenticate_only(request: Request,
+                       credentials: HTTPAuthorizationCredentials | None) -> None:
+    """Authenticate the caller and end the session (HTTPException 401 when that fails)."""
+    session = request.app.state.sessions()
+    try:
+        authenticate(request, session, credentials)
+    finally:
+        _rollback_and_close(session)
+
+
+class AuthenticateBeforeRefusingRoute(APIRoute):
+    """A route whose handler authenticates in :func:`run_authenticated`, yet answers 401 first.
+
+    FastAPI validates the request body before the handler runs, so an unauthenticated caller
+    with a bad body would get 422 (and learn what the endpoint expects) where the routes that
+    depend on :data:`ActorDep` answer 401. Here, only when validation fails, the caller is
+    authenticated (one thread hand-off): without valid credentials the answer is 401, with
+    them the validation error stands. A valid request takes the handler's path unchanged.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        """Wrap the usual handler so that a validation error first authenticates the caller."""
+        handler = super().get_route_handler()
+
+        async def authenticate_before_refusing(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except RequestValidationError:
+                await run_in_threadpool(_authenticate_only, request, await _bearer(request))
+                raise
+
+        return authenticate_before_refusing
 
 
 ActorDep = Annotated[Actor, Depends(get_actor)]
