@@ -142,8 +142,12 @@ def test_site_manager_creates_releases_from_the_page(client, session):
         "model": (_release_form(doses="0", mode="raffle", offer_hours="999"),
                   {"doses": "低于允许的最小值", "mode": "不在可选值中",
                    "offer_hours": "高于允许的最大值"}),
+        # the eligibility rule: each problem on its own form field
         "eligibility": (_release_form(min_age="50", max_age="45"),
                         {"max_age": "最小年龄大于最大年龄"}),
+        "ages": (_release_form(min_age="-1", max_age="121", sex="X"),
+                 {"min_age": "低于允许的最小值", "max_age": "高于允许的最大值",
+                  "sex": "不在可选值中"}),
         # the service's checks: catalogue, lottery closing time
         "service": (_release_form(vaccine="NOPE", mode="lottery", closes_at="2030-03-01T08:00"),
                     {"vaccine": "未知疫苗", "closes_at": "截止时间必须晚于放号时间"}),
@@ -164,6 +168,9 @@ def test_site_manager_creates_releases_from_the_page(client, session):
     assert r.status_code == 422 and "The form was refused" in text
     assert 'id="problem-vaccine" role="alert">⚠ Unknown vaccine<' in text
     assert 'id="problem-closes_at" role="alert">⚠ Must be after the opening time<' in text
+    form, _ = refused["eligibility"]
+    text = html.unescape(client.post("/immunization/sites/VS1/releases?lang=en", data=form).text)
+    assert 'id="problem-max_age" role="alert">⚠ Minimum age above maximum age<' in text
     client.get("/immunization/sites/VS1?lang=zh-CN")
     # an arrival release, times in the site's local time (Asia/Shanghai, UTC+8)
     made = client.post("/immunization/sites/VS1/releases", data=_release_form(),

@@ -11,11 +11,12 @@ from collections import Counter
 import numpy as np
 import pytest
 from immunization_helpers import SECRET, identity, setup
+from pydantic import ValidationError
 from sqlalchemy import func, select
 
 from tiercare.auth.service import SYSTEM
 from tiercare.db.engine import session_factory
-from tiercare.errors import ConflictError, InputError
+from tiercare.errors import ConflictError, InputError, problems_from_validation
 from tiercare.immunization.models import Release, ReleaseRequest
 from tiercare.immunization.releases import (
     ReleaseIn,
@@ -144,6 +145,25 @@ def test_immunization_release_queue_offers_and_eligibility(session):
                      now=NOW)
     assert bad.value.problems[0].code == "not_eligible"
 
+
+
+def test_immunization_release_eligibility_rule_names_the_bad_key():
+    def refused(rule):
+        with pytest.raises(ValidationError) as caught:
+            ReleaseIn(code="HPV-E", vaccine="HPV", site_code="VS1", doses=1, opens_at=OPENS,
+                      eligibility=rule)
+        return [(p.field, p.code) for p in problems_from_validation(caught.value.errors())]
+
+    # min above max: a coded error on max_age (the form shows it there), not on the rule
+    assert refused({"max_age": 9, "min_age": 45}) == [("eligibility.max_age", "min_above_max")]
+    assert refused({"min_age": 200}) == [("eligibility.min_age", "less_than_equal")]
+    assert refused({"min_age": "9"}) == [("eligibility.min_age", "int_type")]
+    assert refused({"max_age": True}) == [("eligibility.max_age", "int_type")]
+    assert refused({"sex": "X"}) == [("eligibility.sex", "literal_error")]
+    assert refused({"race": "any"}) == [("eligibility.race", "extra_forbidden")]
+    rule = {"sex": "F", "min_age": 9, "max_age": 9}
+    assert ReleaseIn(code="HPV-E", vaccine="HPV", site_code="VS1", doses=1, opens_at=OPENS,
+                     eligibility=rule).eligibility == rule
 
 
 def test_immunization_release_lottery_published_seed(session, engine):

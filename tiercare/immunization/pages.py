@@ -16,6 +16,7 @@ labels are bilingual through the ``L(zh, en)`` helper.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -341,9 +342,6 @@ def release_input(values: dict[str, str], site_code: str, timezone: str) -> rele
         problems.append(Problem(reason="required", field="doses", code="missing"))
     if opens_at is None and "opens_at" not in {p.field for p in problems}:
         problems.append(Problem(reason="required", field="opens_at", code="missing"))
-    if min_age is not None and max_age is not None and min_age > max_age:
-        problems.append(Problem(reason="min_age is above max_age", field="max_age",
-                                code="min_above_max"))
     if problems:
         raise InputError(problems)
     rule: dict[str, Any] = {"sex": values.get("sex", "").strip() or None,
@@ -356,7 +354,10 @@ def release_input(values: dict[str, str], site_code: str, timezone: str) -> rele
             offer_hours=24 if offer_hours is None else offer_hours,
             eligibility={k: v for k, v in rule.items() if v is not None})
     except ValidationError as exc:
-        raise InputError(problems_from_validation(exc.errors())) from None
+        # The rule's keys (eligibility.sex, .min_age, .max_age) are the form's own fields.
+        raise InputError([
+            replace(p, field=p.field.removeprefix("eligibility.")) if p.field else p
+            for p in problems_from_validation(exc.errors())]) from None
 
 
 @router.post("/immunization/sites/{code}/releases", response_class=HTMLResponse)

@@ -30,13 +30,15 @@ from __future__ import annotations
 
 import datetime as dt
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo
+from pydantic_core import PydanticCustomError
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from typing_extensions import TypedDict
 
 from tiercare.auth.service import Actor, audit
 from tiercare.db.base import utcnow
@@ -52,7 +54,27 @@ from tiercare.immunization.models import Release, ReleaseRequest
 from tiercare.immunization.schedule import default_schedules
 
 HOLDING = ("confirmed", "offered")
-ELIGIBILITY_KEYS = ("sex", "min_age", "max_age")
+
+
+def _not_below_min_age(max_age: int, info: ValidationInfo) -> int:
+    """Refuse a ``max_age`` below the rule's ``min_age`` (``min_above_max``, on ``max_age``)."""
+    min_age = info.data.get("min_age")
+    if min_age is not None and min_age > max_age:
+        raise PydanticCustomError("min_above_max", "min_age is above max_age")
+    return max_age
+
+
+Age = Annotated[int, Field(strict=True, ge=0, le=120, description="Whole years")]
+
+
+class Eligibility(TypedDict, total=False):
+    """Who may request a release's doses (every key optional; none: everyone)."""
+
+    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
+
+    sex: Literal["F", "M"]
+    min_age: Age
+    max_age: Annotated[Age, AfterValidator(_not_below_min_age)]
 
 
 class ReleaseIn(BaseModel):
@@ -69,27 +91,9 @@ class ReleaseIn(BaseModel):
     seed: int | None = Field(default=None, ge=0, lt=2**31,
                              description="Published lottery seed (default: random)")
     offer_hours: int = Field(default=24, ge=1, le=240)
-    eligibility: dict[str, Any] = Field(default_factory=dict,
-                                        description="e.g. {'sex': 'F', 'min_age': 9, "
-                                                    "'max_age': 45}")
-
-    @field_validator("eligibility")
-    @classmethod
-    def _known_rule(cls, rule: dict[str, Any]) -> dict[str, Any]:
-        """Only ``sex`` (F or M) and whole ``min_age``/``max_age`` years, min ≤ max."""
-        unknown = sorted(set(rule) - set(ELIGIBILITY_KEYS))
-        if unknown:
-            raise ValueError(f"unknown keys {unknown}; allowed: {list(ELIGIBILITY_KEYS)}")
-        if "sex" in rule and rule["sex"] not in ("F", "M"):
-            raise ValueError("sex must be F or M")
-        for key in ("min_age", "max_age"):
-            value = rule.get(key)
-            if key in rule and (isinstance(value, bool) or not isinstance(value, int)
-                                or not 0 <= value <= 120):
-                raise ValueError(f"{key} must be a whole number of years from 0 to 120")
-        if rule.get("min_age", 0) > rule.get("max_age", 120):
-            raise ValueError("min_age is above max_age")
-        return rule
+    eligibility: Eligibility = Field(default_factory=dict,
+                                     description="e.g. {'sex': 'F', 'min_age': 9, "
+                                                 "'max_age': 45}")
 
 
 class RequestIn(BaseModel):
