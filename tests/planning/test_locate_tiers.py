@@ -260,3 +260,126 @@ def test_from_pairs_refuses_bad_pairs_naming_the_row() -> None:
         ("upper_candidate", 2, "duplicate pair (same as row 1)", "duplicate_pair"),
         ("lower_demand", 2, "unknown demand id 'z'", "unknown_id"),
         ("lower_candidate", 3, "duplicate pair (same as row 1)", "duplicate_pair")]
+
+
+def _line_road():
+    """One road 0 — 1000 — 2000 m, 100 s per segment both ways (as the single-tier
+    ``from_engine`` test)."""
+    network = pytest.importorskip("tiercare.planning.network")
+    return network.Network.from_arrays(np.array([[0.0, 0.0], [1000.0, 0.0], [2000.0, 0.0]]),
+                                       u=[0, 1], v=[1, 2], time_uv=[100.0, 100.0],
+                                       time_vu=[100.0, 100.0], crs="EPSG:32649")
+
+
+def _frame(xs, ys, index, **columns):
+    gpd = pytest.importorskip("geopandas")
+    return gpd.GeoDataFrame(columns, index=index, geometry=gpd.points_from_xy(xs, ys),
+                            crs="EPSG:32649")
+
+
+def test_from_engine_on_a_line_road() -> None:
+    """Hand-solved: within 50 s only the site at a place reaches it, so the upgrade goes west
+    (weight 2); within 150 s the clinic at a serves a and b (100 s), c needs the new site."""
+    net = _line_road()
+    demand = _frame([0, 1000, 2000], [0, 0, 0], ["a", "b", "c"], pop=[2.0, 1.0, 1.0])
+    upper = _frame([0, 2000], [0, 0], ["west", "east"])
+    lower = _frame([0, 2000], [0, 0], ["clinic_a", "new_c"])
+    model = TwoTierCover.from_engine(net, demand, upper, lower, upper_threshold=50.0,
+                                     lower_threshold=150.0, upgrades=1, weight_field="pop",
+                                     lower_fixed=["clinic_a"])
+    # upper: a-west 0, c-east 0; lower: a-clinic_a 0, b-clinic_a 100, b-new_c 100, c-new_c 0
+    assert (model.upper.costs.nnz, model.lower.costs.nnz) == (2, 4)
+    res = model.solve()
+    assert (res.upper_new, res.lower_new, res.objective) == (("west",), ("new_c",), 2.0)
+    assert list(res.to_frame()["demand_id"]) == ["a", "b", "c"]
+
+
+def _grid_road(rng: np.random.Generator, k: int = 5):
+    """A k × k grid of roads 1 km apart, mixed speeds, a quarter of the segments one-way."""
+    network = pytest.importorskip("tiercare.planning.network")
+    xy = np.array([(1000.0 * i, 1000.0 * j) for j in range(k) for i in range(k)])
+    east = [(a, a + 1) for a in range(k * k) if (a + 1) % k]
+    north = [(a, a + k) for a in range(k * k - k)]
+    u, v = np.array(east + north).T
+    t = 1000.0 / rng.choice([5.0, 10.0, 20.0], len(u))
+    kind = rng.integers(0, 8, len(u))  # 0: u->v only, 1: v->u only, else both ways
+    return network.Network.from_arrays(xy, u=u, v=v, time_uv=np.where(kind == 1, np.inf, t),
+                                       time_vu=np.where(kind == 0, np.inf, t),
+                                       crs="EPSG:32649")
+
+
+def _near_roads(rng: np.random.Generator, count: int, index: list[str], **columns):
+    """Points a few metres off random places of the grid's lines."""
+    along = rng.uniform(0, 4000, count)
+    line = 1000.0 * rng.integers(0, 5, count)
+    vertical = rng.random(count) < 0.5
+    xs = np.where(vertical, line, along) + rng.normal(0, 5, count)
+    ys = np.where(vertical, along, line) + rng.normal(0, 5, count)
+    return _frame(xs, ys, index, **columns)
+
+
+@pytest.mark.parametrize("seed", [403, 405, 406, 410])  # an upgrade and a new clinic each
+def test_from_engine_matches_cost_matrices(seed: int) -> None:
+    """Same model as from the engine's matrices computed the other way round (demand points
+    as origins, trips demand → site), with ids, fixed sites, nesting, a budget and required
+    points of weight 0; one-way streets make the direction matter."""
+    network = pytest.importorskip("tiercare.planning.network")
+    rng = np.random.default_rng(seed)
+    net = _grid_road(rng)
+    w = rng.integers(0, 6, 14).astype(float)
+    w[-1] = 0.0  # still needs a clinic within reach
+    demand = _near_roads(rng, 14, [f"v{i}" for i in range(14)], pop=w,
+                         need=np.ones(14, dtype=bool))
+    upper = _near_roads(rng, 4, [f"U{j}" for j in range(4)])
+    site_cost = [0.0, 0.0, 2.0, 1.0, 1.0, 3.0, 1.0]
+    lower = _near_roads(rng, 7, [f"c{j}" for j in range(7)], cost=site_cost)
+    t1, t2 = 350.0, 500.0
+    kw = {"upgrades": 1, "lower_budget": 4.0, "upper_threshold": t1, "lower_threshold": t2}
+    from_engine = TwoTierCover.from_engine(
+        net, demand, upper, lower, weight_field="pop", required_field="need",
+        lower_cost_field="cost", upper_fixed=["U0"], lower_fixed=["c0", "c1"],
+        lower_forbidden=["c6"], upper_in_lower={"U2": "c2"}, **kw)
+    by_index = TwoTierCover.from_cost_matrices(
+        network.travel_time_matrix(net, demand, upper, cutoff_s=t1),
+        network.travel_time_matrix(net, demand, lower, cutoff_s=t2), w,
+        lower_costs_per_site=site_cost, upper_fixed=[0], lower_fixed=[0, 1],
+        lower_forbidden=[6], upper_in_lower={2: 2}, required=np.ones(14, dtype=bool), **kw)
+    for tier in ("upper", "lower"):
+        got, expect = getattr(from_engine, tier).costs, getattr(by_index, tier).costs
+        assert 0 < got.nnz < got.n * got.m
+        assert np.array_equal(got.indptr, expect.indptr)
+        assert np.array_equal(got.indices, expect.indices)
+        np.testing.assert_allclose(got.data, expect.data, rtol=1e-9)
+    expect, got = by_index.solve(), from_engine.solve()
+    assert (got.objective, got.bound, got.status) == (expect.objective, expect.bound,
+                                                     expect.status)
+    assert got.upper_selected == tuple(f"U{j}" for j in expect.upper_selected)
+    assert got.lower_selected == tuple(f"c{j}" for j in expect.lower_selected)
+    assert got.lower_new == tuple(f"c{j}" for j in expect.lower_new)
+    assert got.upper_new and got.lower_new
+    frame = got.to_frame()
+    assert list(frame["demand_id"]) == list(demand.index)
+    assert list(frame["covered"]) == list(expect.to_frame()["covered"])
+
+
+def test_from_engine_refuses_missing_columns_naming_the_option() -> None:
+    net = _line_road()
+    demand = _frame([0, 1000], [0, 0], ["a", "b"], pop=[1.0, 2.0], flag=[1, 0])
+    sites = _frame([0], [0], ["s"])
+    kw = {"upper_threshold": 100.0, "lower_threshold": 100.0, "upgrades": 1}
+
+    def problems(*frames, **more) -> list[tuple[str | None, str]]:
+        with pytest.raises(InputError) as bad:
+            TwoTierCover.from_engine(net, *frames, **{**kw, **more})
+        return [(p.field, p.code) for p in bad.value.problems]
+
+    assert problems(demand, sites, sites, weight_field="people", required_field="needed",
+                    lower_cost_field="price") == [
+        ("weight_field", "missing_column"), ("required_field", "missing_column"),
+        ("lower_cost_field", "missing_column")]
+    # a required column must be true/false; a budget needs the site costs' column
+    assert problems(demand, sites, sites, required_field="flag", lower_budget=1.0) == [
+        ("required_field", "bad_value"), ("lower_cost_field", "missing")]
+    # an empty frame and bad limits are refused together, before any travel time
+    assert problems(demand, sites, sites.iloc[:0], upgrades=-1) == [
+        ("lower", "empty"), ("upgrades", "invalid")]

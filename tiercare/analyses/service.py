@@ -25,7 +25,7 @@ from tiercare.auth.service import Actor, audit
 from tiercare.db.base import utcnow
 from tiercare.errors import ConflictError, InputError, NotFoundError, Problem
 from tiercare.planning.locate import LocateInfeasibleError, TwoTierCover
-from tiercare.planning.network import Network, nearest_facility, snap, travel_time_matrix
+from tiercare.planning.network import Network, nearest_facility, snap
 from tiercare.registry.accessibility import (
     DEFAULT_THRESHOLDS,
     analyse,
@@ -457,18 +457,14 @@ def _optimise_two_tier(session: Session, actor: Actor, network: Network, divisio
                                        ignore_index=True), geometry="geometry", crs="EPSG:4326")
     t1 = float(params.get("threshold", 30)) * 60
     t2 = float(params.get("lower_threshold", 15)) * 60
-    # seconds from each village (row) to each site (column), the villages snapped once
-    at = snap(network, demand)
-    model = TwoTierCover.from_cost_matrices(
-        travel_time_matrix(network, upper, at, cutoff_s=t1, direction="to_origins").T,
-        travel_time_matrix(network, lower, at, cutoff_s=t2, direction="to_origins").T,
-        demand["population"].to_numpy(dtype=np.float64), upper_threshold=t1,
-        lower_threshold=t2, upgrades=int(params.get("new_sites", 2)),
+    # travel times from each village to the sites of each tier, the villages snapped once;
+    # every village needs a clinic within reach, whether its population is known or not
+    model = TwoTierCover.from_engine(
+        network, demand.set_index("code").assign(needs_clinic=True), upper.set_index("code"),
+        lower.set_index("code"), upper_threshold=t1, lower_threshold=t2,
+        upgrades=int(params.get("new_sites", 2)), weight_field="population",
         upper_fixed=list(existing["code"]), lower_fixed=list(clinics["code"]),
-        new_lower=params.get("new_clinics"), demand_ids=list(demand["code"]),
-        upper_ids=list(upper["code"]), lower_ids=list(lower["code"]),
-        # every village needs a clinic within reach, whether its population is known or not
-        required=np.ones(len(demand), dtype=bool))
+        new_lower=params.get("new_clinics"), required_field="needs_clinic")
     try:
         result = model.solve(time_limit=float(params.get("time_limit", 30)))
     except LocateInfeasibleError as exc:

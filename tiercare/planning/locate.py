@@ -975,8 +975,9 @@ class TwoTierCover:
     Among the solutions with the best coverage, the one with the fewest new lower-tier sites is
     returned when the coverage is proven optimal.
 
-    Build it with :meth:`from_cost_matrices` or :meth:`from_pairs`; the model is a MIP of size
-    (demand points + both candidate sets), meant for district-scale instances.
+    Build it with :meth:`from_cost_matrices`, :meth:`from_pairs` or :meth:`from_engine`; the
+    model is a MIP of size (demand points + both candidate sets), meant for district-scale
+    instances.
 
     Examples
     --------
@@ -1134,11 +1135,104 @@ class TwoTierCover:
             upper_in_lower=upper_in_lower, demand_ids=d_ids, upper_ids=u_ids,
             lower_ids=l_ids, required=required)
 
+    @classmethod
+    def from_engine(
+        cls, network: Network, demand: gpd.GeoDataFrame, upper: gpd.GeoDataFrame,
+        lower: gpd.GeoDataFrame, *, upper_threshold: float, lower_threshold: float,
+        upgrades: int, weight_field: str | None = None,
+        upper_fixed: Collection[Hashable] | None = None,
+        upper_forbidden: Collection[Hashable] | None = None,
+        lower_fixed: Collection[Hashable] | None = None,
+        lower_forbidden: Collection[Hashable] | None = None, new_lower: int | None = None,
+        lower_cost_field: str | None = None, lower_budget: float | None = None,
+        upper_in_lower: Mapping[Hashable, Hashable] | None = None,
+        required_field: str | None = None,
+    ) -> TwoTierCover:
+        """Build the model from travel times computed by the planning engine.
+
+        The two-tier counterpart of :meth:`LocationModel.from_engine`: travel times (seconds)
+        from each demand point to the candidates of each tier come from
+        :func:`tiercare.planning.network.travel_time_pairs`, each tier's threshold being its
+        cutoff (pairs beyond it are never used). The demand points are snapped to the network
+        once for both tiers. Ids are the frames' indexes; columns are named by the ``*_field``
+        options. Thresholds are in seconds.
+
+        Parameters
+        ----------
+        network:
+            The road network.
+        demand:
+            Demand points (one row each, with a CRS).
+        upper, lower:
+            Candidate sites of the upper and the lower tier.
+        weight_field:
+            Column of ``demand`` with the weights (default 1).
+        lower_cost_field:
+            Column of ``lower`` with the cost of each lower-tier site (for ``lower_budget``).
+        required_field:
+            True/false column of ``demand``: the point must be within ``T2`` of an open
+            lower-tier site (default: the points of positive weight).
+        upper_threshold, lower_threshold, upgrades, upper_fixed, upper_forbidden, lower_fixed,
+        lower_forbidden, new_lower, lower_budget, upper_in_lower:
+            As in :meth:`from_cost_matrices`, ids being index values.
+
+        Raises
+        ------
+        InputError
+            Every problem at once, before any travel time is computed: an empty frame, a
+            named column that is missing (the problem names the option), a required column
+            that is not true/false, bad thresholds, counts or budget.
+        """
+        from tiercare.planning.network import snap, travel_time_pairs
+
+        problems: list[Problem] = []
+        for frame, name in ((demand, "demand"), (upper, "upper"), (lower, "lower")):
+            if len(frame) == 0:
+                problems.append(Problem(reason="has no rows", field=name, code="empty"))
+        for frame, col, name in ((demand, weight_field, "weight_field"),
+                                 (demand, required_field, "required_field"),
+                                 (lower, lower_cost_field, "lower_cost_field")):
+            if col is not None and col not in frame.columns:
+                problems.append(Problem(reason=f"no column {col!r}", field=name,
+                                        code="missing_column"))
+        if (required_field is not None and required_field in demand.columns
+                and demand[required_field].dtype != bool):
+            problems.append(Problem(
+                reason=f"column {required_field!r} must be true/false, got "
+                f"{demand[required_field].dtype}", field="required_field", code="bad_value"))
+        site_costs = (lower[lower_cost_field].to_numpy()
+                      if lower_cost_field is not None and lower_cost_field in lower.columns
+                      else None)
+        problems += cls._check_limits(upper_threshold, lower_threshold, upgrades, new_lower,
+                                      site_costs, lower_budget, costs_field="lower_cost_field")
+        if problems:
+            raise InputError(problems)
+        at = snap(network, demand)
+        tiers = []
+        for sites, threshold in ((upper, upper_threshold), (lower, lower_threshold)):
+            site_i, dem_i, secs = travel_time_pairs(network, sites, at, cutoff_s=threshold,
+                                                    direction="to_origins")
+            tiers.append(SortedCosts.from_coo(dem_i, site_i, secs, n=len(demand),
+                                              m=len(sites)))
+        return cls._build(
+            tiers[0], tiers[1], demand[weight_field].to_numpy() if weight_field else None,
+            problems, upper_threshold=upper_threshold, lower_threshold=lower_threshold,
+            upgrades=upgrades, upper_fixed=upper_fixed, upper_forbidden=upper_forbidden,
+            lower_fixed=lower_fixed, lower_forbidden=lower_forbidden, new_lower=new_lower,
+            lower_costs_per_site=site_costs, lower_budget=lower_budget,
+            upper_in_lower=upper_in_lower, demand_ids=list(demand.index),
+            upper_ids=list(upper.index), lower_ids=list(lower.index),
+            required=demand[required_field].to_numpy() if required_field else None)
+
     @staticmethod
     def _check_limits(upper_threshold: float, lower_threshold: float, upgrades: int,
                       new_lower: int | None, lower_costs_per_site: npt.ArrayLike | None,
-                      lower_budget: float | None) -> list[Problem]:
-        """Problems with the thresholds, the counts and the budget."""
+                      lower_budget: float | None,
+                      costs_field: str = "lower_costs_per_site") -> list[Problem]:
+        """Problems with the thresholds, the counts and the budget.
+
+        ``costs_field`` is the option that gives the site costs, named when a budget has none.
+        """
         problems: list[Problem] = []
         for name, value in (("upper_threshold", upper_threshold),
                             ("lower_threshold", lower_threshold)):
@@ -1153,8 +1247,8 @@ class TwoTierCover:
                                         field=name))
         if lower_budget is not None:
             if lower_costs_per_site is None:
-                problems.append(Problem(reason="a budget needs lower_costs_per_site",
-                                        field="lower_costs_per_site", code="missing"))
+                problems.append(Problem(reason=f"a budget needs {costs_field}",
+                                        field=costs_field, code="missing"))
             if not (isinstance(lower_budget, int | float) and math.isfinite(lower_budget)
                     and lower_budget >= 0):
                 problems.append(Problem(reason=f"must be a number >= 0, got {lower_budget!r}",
