@@ -394,7 +394,7 @@ def test_lagrangian_value_bounds_for_any_multipliers(seed: int) -> None:
 @pytest.mark.parametrize("seed", range(6))
 def test_smoothed_lagrangian_bound_against_exact_highs(seed: int) -> None:
     """The coordinate-descent Lagrangian bound is never below the exact optimum (HiGHS MIP),
-    never below the LP value (its minimum), and lands close to the LP value; its incumbent's
+    never below the LP value (its minimum), and lands within 1e-4 of the LP value; its incumbent's
     weight is reported exactly."""
     from tiercare.planning import _locate_cover as cover
 
@@ -416,7 +416,8 @@ def test_smoothed_lagrangian_bound_against_exact_highs(seed: int) -> None:
                                  deadline=time.perf_counter() + 30, target_gap=0.0)
     assert dual.bound >= exact.objective - 1e-6
     assert dual.bound >= lp.objective - 1e-6
-    assert dual.bound <= lp.objective * 1.01
+    # continuation on the smoothing follows the smoothed minimum down to the LP bound
+    assert dual.bound <= lp.objective * (1 + 1e-4)
     assert dual.lower == pytest.approx(cover.covered_weight(g, dual.incumbent))
     assert dual.lower <= exact.objective + 1e-6
     assert int(dual.incumbent.sum()) <= p
