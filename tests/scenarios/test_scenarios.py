@@ -1,3 +1,5 @@
+from contextlib import contextmanager
+
 import pytest
 
 from tiercare.auth.service import SYSTEM
@@ -84,7 +86,9 @@ def test_bad_changes_name_the_field(county):
                         changes=[])
 
 
-def test_scenario_api_round_trip(db_url, county):
+@contextmanager
+def _planner_client(db_url, county):
+    """A test client of the web app and the bearer headers of a county planner."""
     from fastapi.testclient import TestClient
 
     from tiercare.auth.service import create_user
@@ -95,10 +99,17 @@ def test_scenario_api_round_trip(db_url, county):
                 division_code="140725")
     county.commit()
     app = create_app(Settings(database_url=db_url))
-    with TestClient(app) as client:
-        token = client.post("/api/v1/auth/token",
-                            data={"username": "planner", "password": "planner-pass"}).json()
-        headers = {"Authorization": f"Bearer {token['access_token']}"}
+    try:
+        with TestClient(app) as client:
+            token = client.post("/api/v1/auth/token",
+                                data={"username": "planner", "password": "planner-pass"}).json()
+            yield app, client, {"Authorization": f"Bearer {token['access_token']}"}
+    finally:
+        app.state.engine.dispose()
+
+
+def test_scenario_api_round_trip(db_url, county):
+    with _planner_client(db_url, county) as (_app, client, headers):
         body = {"name": "新卫生院", "division_code": "140725", "road_network": "roads",
                 "changes": [{"action": "add", "code": "T2", "name": "乙乡卫生院",
                              "type": "township_health_centre", "lon": 113.3, "lat": 37.9}]}
@@ -118,25 +129,12 @@ def test_scenario_api_round_trip(db_url, county):
         xlsx = client.get("/api/v1/scenario-comparison",
                           params={"names": "新卫生院", "format": "xlsx"}, headers=headers)
         assert xlsx.content[:2] == b"PK"
-    app.state.engine.dispose()
 
 
 def test_listing_road_networks_reads_no_geojson(db_url, county):
-    from fastapi.testclient import TestClient
     from sqlalchemy import event
 
-    from tiercare.auth.service import create_user
-    from tiercare.config import Settings
-    from tiercare.web.app import create_app
-
-    create_user(county, username="planner", password="planner-pass", role="planner",
-                division_code="140725")
-    county.commit()
-    app = create_app(Settings(database_url=db_url))
-    with TestClient(app) as client:
-        token = client.post("/api/v1/auth/token",
-                            data={"username": "planner", "password": "planner-pass"}).json()
-        headers = {"Authorization": f"Bearer {token['access_token']}"}
+    with _planner_client(db_url, county) as (app, client, headers):
         statements: list[str] = []
 
         def record(_conn, _cursor, sql, *_args):
@@ -155,7 +153,6 @@ def test_listing_road_networks_reads_no_geojson(db_url, county):
             "geojson": {**ROADS, "features": ROADS["features"][:3]}})
         assert stored.json() == {"name": "roads", "features": 3}
         assert client.get("/api/v1/road-networks", headers=headers).json()[0]["features"] == 3
-    app.state.engine.dispose()
 
 
 def test_migration_back_fills_the_feature_count(db_url, county):
