@@ -340,15 +340,19 @@ class SwapSearch:
              chunk: int = 8, patience: int = 50) -> None:
         """Improve by iterated local search (:func:`_kick_run`), ``chunk`` rounds at a time.
 
-        Call after :meth:`descend`. Ends at the deadline, once the covered weight reaches
-        ``stop`` or after ``patience`` chunks without improvement. Seeds follow from ``seed``.
+        Call after :meth:`descend`. Ends before a chunk as long as the last one would run past
+        the deadline, once the covered weight reaches ``stop`` or after ``patience`` chunks
+        without improvement. Seeds follow from ``seed``.
         """
         if not self.chosen.any() or not (self.free & ~self.chosen).any():
             return
-        round_, idle = 0, 0
-        while time.perf_counter() < deadline and self.value < stop and idle < patience:
+        round_, idle, last = 0, 0, 0.0
+        while (time.perf_counter() + last < deadline and self.value < stop
+               and idle < patience):
+            began = time.perf_counter()
             better = _kick_run(*self._args(), self.cnt, self.sole, self.gain, self.loss,
                                self.covered, chunk, size, seed * 100_003 + round_, self.tol)
+            last = time.perf_counter() - began
             idle = 0 if better else idle + 1
             round_ += 1
 
