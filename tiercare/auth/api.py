@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from tiercare.auth.models import AuditEntry, User
 from tiercare.auth.service import authenticate, issue_token
 from tiercare.registry.schemas import Page
-from tiercare.web.deps import ActorDep, SessionDep, SettingsDep
+from tiercare.web.deps import ActorDep, Limit, Offset, SessionDep, SettingsDep
 
 router = APIRouter(prefix="/api/v1", tags=["auth"])
 
@@ -38,8 +38,7 @@ def me(session: SessionDep, actor: ActorDep) -> dict:
 @router.get("/audit", response_model=Page, summary="Audit log (administrators)")
 def audit_log(session: SessionDep, actor: ActorDep,
               entity: Annotated[str | None, Query(description="e.g. facility")] = None,
-              offset: Annotated[int, Query(ge=0)] = 0,
-              limit: Annotated[int, Query(ge=1, le=500)] = 50) -> Page:
+              offset: Offset = 0, limit: Limit = 50) -> Page:
     """Who changed or read what, newest first."""
     if actor.role != "admin":
         raise HTTPException(403, "only administrators read the audit log")

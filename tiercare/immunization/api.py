@@ -23,12 +23,12 @@ from sqlalchemy.orm import Session
 from tiercare.auth.service import Actor
 from tiercare.errors import InputError, NotFoundError, Problem
 from tiercare.immunization import records, releases, sites, stock, upload, worklists
-from tiercare.immunization.common import MAX_PAGE, WRITERS, begin_write, person_identity
+from tiercare.immunization.common import WRITERS, begin_write, person_identity
 from tiercare.immunization.forecast import forecast, parse_child
 from tiercare.immunization.models import Child, Release, VaccinationSite
 from tiercare.immunization.records import FAMILY
 from tiercare.registry.schemas import Page
-from tiercare.web.deps import ActorDep, SessionDep, SettingsDep
+from tiercare.web.deps import ActorDep, Limit, Offset, SessionDep, SettingsDep
 
 router = APIRouter(prefix="/api/v1/immunization", tags=["immunization"])
 MAX_UPLOAD_BYTES = 64 * 1024 * 1024
@@ -52,8 +52,6 @@ def commit_now(session: Session) -> None:
     crowd cannot starve the lock holder of the thread its commit would otherwise run on.
     """
     session.commit()
-Offset = Annotated[int, Query(ge=0)]
-Limit = Annotated[int, Query(ge=1, le=MAX_PAGE)]
 
 
 class LookupIn(BaseModel):

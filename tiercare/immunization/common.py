@@ -15,7 +15,6 @@ from tiercare.errors import InputError, NotFoundError, Problem
 from tiercare.identity import identity_digest, mask_identity_number, parse_identity_number
 from tiercare.immunization.models import VaccinationSite
 
-MAX_PAGE = 500
 BIRTH_CERTIFICATE = re.compile(r"^[A-Z]\d{9}$")
 """Number of a medical birth certificate (出生医学证明): one letter and nine digits."""
 PHONE = re.compile(r"^\+?\d{7,15}$")
@@ -71,17 +70,6 @@ def person_identity(number: str, *, secret: str, field: str = "identity_number",
                                   field=field, row=row, code="invalid_identity")]) from exc
     return ("resident_id", ident.number, mask_identity_number(ident.number),
             identity_digest(ident.number, secret=secret))
-
-
-def check_page(offset: int, limit: int) -> None:
-    """Refuse bad paging parameters."""
-    problems = []
-    if not 1 <= limit <= MAX_PAGE:
-        problems.append(Problem(reason=f"limit must be 1..{MAX_PAGE}", field="limit"))
-    if offset < 0:
-        problems.append(Problem(reason="offset must be ≥ 0", field="offset"))
-    if problems:
-        raise InputError(problems)
 
 
 def site_by_code(session: Session, code: str, *, field: str = "site") -> VaccinationSite:

@@ -25,7 +25,6 @@ from tiercare.errors import InputError, NotFoundError, Problem
 from tiercare.immunization.common import (
     PHONE,
     as_utc,
-    check_page,
     keyed_digest,
     mask_phone,
     normalise_phone,
@@ -44,6 +43,7 @@ from tiercare.immunization.models import (
     VaccinationSite,
 )
 from tiercare.immunization.schedule import default_schedules
+from tiercare.paging import check_window
 from tiercare.registry.models import Division
 from tiercare.residents.models import Resident
 
@@ -284,7 +284,7 @@ def list_children(session: Session, actor: Actor, *, site: str | None = None,
                   village: str | None = None, q: str | None = None, offset: int = 0,
                   limit: int = 50) -> tuple[int, list[dict[str, Any]]]:
     """Children in the actor's scope (identity masked in lists; the ids shown are audited)."""
-    check_page(offset, limit)
+    check_window(offset, limit)
     query = select(Child).where(actor.division_clause(Child.village_code),
                                 Child.active.is_(True)).order_by(Child.id)
     if site:

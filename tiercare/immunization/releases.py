@@ -45,13 +45,13 @@ from tiercare.db.base import utcnow
 from tiercare.errors import ConflictError, InputError, NotFoundError, Problem
 from tiercare.immunization.common import (
     as_utc,
-    check_page,
     person_identity,
     require_site,
     site_by_code,
 )
 from tiercare.immunization.models import Release, ReleaseRequest
 from tiercare.immunization.schedule import default_schedules
+from tiercare.paging import check_window
 
 HOLDING = ("confirmed", "offered")
 
@@ -412,7 +412,7 @@ def request_dict(req: ReleaseRequest) -> dict[str, Any]:
 def list_releases(session: Session, *, offset: int = 0, limit: int = 50
                   ) -> tuple[int, list[dict[str, Any]]]:
     """Releases, newest first (public)."""
-    check_page(offset, limit)
+    check_window(offset, limit)
     total = session.scalar(select(func.count()).select_from(Release))
     rows = session.scalars(select(Release).order_by(Release.opens_at.desc(), Release.id.desc())
                            .offset(offset).limit(limit))

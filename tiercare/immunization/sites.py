@@ -22,7 +22,6 @@ from sqlalchemy.orm import Session
 from tiercare.auth.service import Actor, audit
 from tiercare.errors import ConflictError, InputError, NotFoundError, Problem
 from tiercare.immunization.common import (
-    check_page,
     mask_phone,
     person_identity,
     require_site,
@@ -39,6 +38,7 @@ from tiercare.immunization.models import (
     VaccinationSite,
 )
 from tiercare.immunization.schedule import default_schedules
+from tiercare.paging import check_window
 from tiercare.registry.codes import normalise_code
 from tiercare.registry.models import Assessment, Checklist, Division, Facility
 
@@ -228,7 +228,7 @@ def create_site(session: Session, actor: Actor, data: SiteIn) -> VaccinationSite
 def list_sites(session: Session, actor: Actor, *, kind: str | None = None, offset: int = 0,
                limit: int = 50) -> tuple[int, list[dict[str, Any]]]:
     """Sites in the actor's scope."""
-    check_page(offset, limit)
+    check_window(offset, limit)
     query = select(VaccinationSite).where(
         VaccinationSite.division_prefix.like(actor.division_prefix + "%")
     ).order_by(VaccinationSite.code)
@@ -329,7 +329,7 @@ def list_sessions(session: Session, actor: Actor, *, site: str | None = None,
                   vaccine: str | None = None, offset: int = 0, limit: int = 50,
                   public: bool = False) -> tuple[int, list[dict[str, Any]]]:
     """Sessions between two dates (``public``: any site, for families booking)."""
-    check_page(offset, limit)
+    check_window(offset, limit)
     query = select(VaccinationSession).join(
         VaccinationSite, VaccinationSite.id == VaccinationSession.site_id
     ).order_by(VaccinationSession.on_date, VaccinationSession.start, VaccinationSession.id)

@@ -42,12 +42,9 @@ from tiercare.indicators.schemas import (
     ValidationRuleIn,
 )
 from tiercare.registry.schemas import Page
-from tiercare.web.deps import ActorDep, SessionDep
+from tiercare.web.deps import ActorDep, Limit, Offset, SessionDep
 
 router = APIRouter(prefix="/api/v1")
-MAX_PAGE = 500
-Offset = Annotated[int, Query(ge=0, description="Items to skip")]
-Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description="Page size")]
 TAG = ["indicators"]
 
 

@@ -44,13 +44,11 @@ from tiercare.maternal.schemas import (
 )
 from tiercare.registry.schemas import Page
 from tiercare.scenarios.service import network_covering
-from tiercare.web.deps import ActorDep, SessionDep, SettingsDep
+from tiercare.web.deps import ActorDep, Limit, Offset, SessionDep, SettingsDep
 
 router = APIRouter(prefix="/api/v1/maternal", tags=["maternal"])
 fhir_router = APIRouter(prefix="/fhir", tags=["fhir"])
 
-Offset = Annotated[int, Query(ge=0, description="Items to skip")]
-Limit = Annotated[int, Query(ge=1, le=service.MAX_PAGE, description="Page size")]
 FHIR_JSON = "application/fhir+json"
 
 

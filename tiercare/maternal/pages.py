@@ -54,6 +54,7 @@ from tiercare.maternal.schemas import (
     StepIn,
     TertiaryAssessmentIn,
 )
+from tiercare.paging import MAX_PAGE
 from tiercare.registry.models import Division
 from tiercare.scenarios.service import network_covering
 from tiercare.web.deps import SessionDep
@@ -264,11 +265,11 @@ def my_cases(now: ClockDep, request: Request, session: SessionDep, viewer: Viewe
     rules = load_case_rules()
     total, items = service.list_pregnancies(session, viewer.actor, high_risk=True,
                                             managed_by_me=not everyone, open_only=True,
-                                            limit=service.MAX_PAGE)
+                                            limit=MAX_PAGE)
     _n, reminders = service.list_follow_ups(session, viewer.actor, now=now,
                                             due_within_days=rules.reminder_days_ahead,
                                             managed_by_me=not everyone,
-                                            limit=service.MAX_PAGE)
+                                            limit=MAX_PAGE)
     return _render(request, "maternal/cases.html", viewer, items=items, total=total,
                    reminders=reminders, everyone=everyone,
                    reminder_days=rules.reminder_days_ahead)
@@ -279,7 +280,7 @@ def alerts(request: Request, session: SessionDep, viewer: ViewerDep, mine: bool 
            show_all: bool = False) -> Response:
     """Open early-warning alerts (most escalated first)."""
     total, items = service.list_alerts(session, viewer.actor, open_only=not show_all,
-                                       managed_by_me=mine, limit=service.MAX_PAGE)
+                                       managed_by_me=mine, limit=MAX_PAGE)
     rules = load_case_rules()
     return _render(request, "maternal/alerts.html", viewer, items=items, total=total,
                    mine=mine, show_all=show_all, levels=rules.escalation_levels)
@@ -315,7 +316,7 @@ def reports(request: Request, session: SessionDep, viewer: ViewerDep,
             unreceived: bool = False) -> Response:
     """County MCH: what was reported, when, and whether it was received."""
     total, items = service.list_reports(session, viewer.actor, unreceived=unreceived,
-                                        limit=service.MAX_PAGE)
+                                        limit=MAX_PAGE)
     return _render(request, "maternal/reports.html", viewer, items=items, total=total,
                    unreceived=unreceived)
 

@@ -60,11 +60,11 @@ from tiercare.maternal.schemas import (
     StepIn,
     TertiaryAssessmentIn,
 )
+from tiercare.paging import check_window
 from tiercare.registry.models import Division, Facility
 from tiercare.residents.models import Resident
 from tiercare.residents.service import register_resident
 
-MAX_PAGE = 500
 DEFAULT_TZ = ZoneInfo("Asia/Shanghai")
 GESTATION_DAYS = 280
 UNSTABLE_POSTPARTUM_CODE = "red_condition_unstable_postpartum"
@@ -184,13 +184,6 @@ def _snapshot(p: Pregnancy) -> dict[str, Any]:
             "high_risk": p.high_risk, "edd": p.edd.isoformat(),
             "case_manager_user_id": p.case_manager_user_id,
             "delivery_facility_id": p.delivery_facility_id}
-
-
-def _check_page(offset: int, limit: int) -> None:
-    if not 1 <= limit <= MAX_PAGE:
-        raise InputError.single(f"limit must be 1..{MAX_PAGE}", field="limit")
-    if offset < 0:
-        raise InputError.single("offset must be ≥ 0", field="offset")
 
 
 def _open(p: Pregnancy) -> None:
@@ -364,7 +357,7 @@ def list_pregnancies(session: Session, actor: Actor, *, status: str | None = Non
 
     ``colour`` may be ``purple`` (the flag) or a ranked colour; ``township`` a 9-digit prefix.
     """
-    _check_page(offset, limit)
+    check_window(offset, limit)
     query = pregnancy_query(session, actor).order_by(Pregnancy.id.desc())
     if status:
         query = query.where(Pregnancy.status == status)
@@ -876,7 +869,7 @@ def list_follow_ups(session: Session, actor: Actor, *, now: dt.datetime,
                     tz: ZoneInfo = DEFAULT_TZ) -> tuple[int, list[dict[str, Any]]]:
     """Open follow-ups in scope (reminders: due within ``due_within_days``; or overdue)."""
     now = as_utc(now)
-    _check_page(offset, limit)
+    check_window(offset, limit)
     today = local_date(now, tz)
     scope = pregnancy_query(session, actor).with_only_columns(Pregnancy.id).where(
         Pregnancy.status != "closed")
@@ -1032,7 +1025,7 @@ def list_reports(session: Session, actor: Actor, *, event: str | None = None,
                  unreceived: bool = False, since: dt.datetime | None = None,
                  offset: int = 0, limit: int = 50) -> tuple[int, list[dict[str, Any]]]:
     """What was reported to the county MCH institution, newest first."""
-    _check_page(offset, limit)
+    check_window(offset, limit)
     scope = pregnancy_query(session, actor).with_only_columns(Pregnancy.id)
     query = select(CaseReport).where(CaseReport.pregnancy_id.in_(scope)).order_by(
         CaseReport.reported_at.desc(), CaseReport.id.desc())
@@ -1223,7 +1216,7 @@ def list_alerts(session: Session, actor: Actor, *, open_only: bool = True,
                 ) -> tuple[int, list[dict[str, Any]]]:
     """Alerts in scope, most escalated and newest first (``open``: unresolved and
     unacknowledged)."""
-    _check_page(offset, limit)
+    check_window(offset, limit)
     scope = pregnancy_query(session, actor).with_only_columns(Pregnancy.id)
     if managed_by_me:
         scope = scope.where(Pregnancy.case_manager_user_id == actor.user_id)

@@ -15,11 +15,9 @@ from tiercare.referral.rules import criteria_on, time_limits_on
 from tiercare.referral.service import FollowUpPlan, ReferralIn
 from tiercare.registry.schemas import Page
 from tiercare.scheduling.api import start_write_transaction
-from tiercare.web.deps import ActorDep, SessionDep
+from tiercare.web.deps import ActorDep, Limit, Offset, SessionDep
 
 router = APIRouter(prefix="/api/v1", tags=["referrals"])
-Offset = Annotated[int, Query(ge=0)]
-Limit = Annotated[int, Query(ge=1, le=service.MAX_PAGE)]
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
 
 

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from tiercare.auth.service import SYSTEM, Actor, audit
 from tiercare.db.base import utcnow
 from tiercare.errors import ConflictError, InputError, NotFoundError, Problem
+from tiercare.paging import check_window
 from tiercare.referral.models import FollowUp, Notification, Referral, ReferralEvent
 from tiercare.referral.rules import (
     DIRECTIONS,
@@ -40,7 +41,6 @@ from tiercare.residents.models import Resident
 from tiercare.scheduling.models import Appointment, Slot
 from tiercare.scheduling.service import as_utc, book, cancel_appointment, check_in
 
-MAX_PAGE = 500
 LEVEL_RANK = {"village": 0, "primary": 1, "secondary": 2, "tertiary": 3}
 
 #: Allowed transitions: action → {from status: to status}.
@@ -297,8 +297,7 @@ def inbox(session: Session, actor: Actor, *, box: str = "incoming",
     now = as_utc(now or utcnow())
     if box not in ("incoming", "outgoing"):
         raise InputError.single("box must be incoming or outgoing", field="box")
-    if not 1 <= limit <= MAX_PAGE or offset < 0:
-        raise InputError.single(f"limit must be 1..{MAX_PAGE}, offset ≥ 0", field="limit")
+    check_window(offset, limit)
     column = Referral.to_facility_id if box == "incoming" else Referral.from_facility_id
     query = select(Referral).join(Facility, Facility.id == column)
     if actor.facility_id is not None:

@@ -26,12 +26,10 @@ from tiercare.registry.schemas import (
     Page,
     StaffIn,
 )
-from tiercare.web.deps import ActorDep, EditorDep, SessionDep
+from tiercare.web.deps import ActorDep, EditorDep, Limit, Offset, SessionDep
 
 router = APIRouter(prefix="/api/v1")
 
-Offset = Annotated[int, Query(ge=0, description="Items to skip")]
-Limit = Annotated[int, Query(ge=1, le=service.MAX_PAGE, description="Page size")]
 DivisionFilter = Annotated[str | None, Query(description="Only this division's subtree (code)")]
 DivisionCode = Annotated[str, Path(description="Division code (2, 4, 6, 9 or 12 digits)",
                                    examples=["140725"])]

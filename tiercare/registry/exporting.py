@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from tiercare.auth.service import Actor
 from tiercare.errors import InputError
+from tiercare.paging import MAX_PAGE
 from tiercare.registry import service
 from tiercare.registry.importing import COLUMNS, HELP, TABLE_KINDS
 from tiercare.registry.tables import write_table
@@ -27,7 +28,7 @@ def _all(lister, session: Session, actor: Actor, **filters: Any) -> list[dict[st
     out: list[dict[str, Any]] = []
     offset = 0
     while True:
-        total, items = lister(session, actor, offset=offset, limit=service.MAX_PAGE, **filters)
+        total, items = lister(session, actor, offset=offset, limit=MAX_PAGE, **filters)
         out.extend(items)
         offset += len(items)
         if offset >= total or not items:

@@ -10,11 +10,12 @@ from dataclasses import replace
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, object_session, selectinload
 
 from tiercare.auth.service import Actor, audit
 from tiercare.errors import ConflictError, ForbiddenError, InputError, NotFoundError
+from tiercare.paging import check_window, fetch_page
 from tiercare.registry.codes import normalise_code
 from tiercare.registry.importing import CENTRES, FACILITY_LEVELS, import_rows
 from tiercare.registry.models import (
@@ -35,9 +36,6 @@ from tiercare.registry.schemas import (
     MedicalGroupIn,
     StaffIn,
 )
-
-MAX_PAGE = 500
-
 
 # --------------------------------------------------------------------------- serialisation
 
@@ -109,20 +107,6 @@ def group_dict(g: MedicalGroup) -> dict[str, Any]:
 # --------------------------------------------------------------------------- listing
 
 
-def _check_window(offset: int, limit: int) -> None:
-    if limit < 1 or limit > MAX_PAGE:
-        raise InputError.single(f"limit must be 1..{MAX_PAGE}", field="limit")
-    if offset < 0:
-        raise InputError.single("offset must be ≥ 0", field="offset")
-
-
-def _page(session: Session, query: Select, offset: int, limit: int) -> tuple[int, list[Any]]:
-    _check_window(offset, limit)
-    total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
-    items = list(session.scalars(query.offset(offset).limit(limit)))
-    return total, items
-
-
 def _subtree_prefix(session: Session, actor: Actor, division: str | None) -> str:
     """Prefix of the requested subtree, intersected with the actor's scope."""
     if not division:
@@ -154,7 +138,8 @@ def list_divisions(session: Session, actor: Actor, *, division: str | None = Non
         query = query.where(Division.level == level)
     if q:
         query = query.where(Division.name.contains(q))
-    total, rows = _page(session, query.options(selectinload(Division.parent)), offset, limit)
+    total, rows = fetch_page(session, query.options(selectinload(Division.parent)),
+                             offset=offset, limit=limit)
     return total, [division_dict(d) for d in rows]
 
 
@@ -192,10 +177,10 @@ def list_facilities(session: Session, actor: Actor, *, division: str | None = No
         if centre not in CENTRES:
             raise InputError.single(f"centre must be one of {', '.join(sorted(CENTRES))}",
                                     field="centre")
-        _check_window(offset, limit)
+        check_window(offset, limit)
         matching = [f for f in session.scalars(query) if centre in (f.centres or [])]
         return len(matching), [facility_dict(f) for f in matching[offset:offset + limit]]
-    total, rows = _page(session, query, offset, limit)
+    total, rows = fetch_page(session, query, offset=offset, limit=limit)
     return total, [facility_dict(f) for f in rows]
 
 
@@ -214,7 +199,7 @@ def list_staff(session: Session, actor: Actor, *, division: str | None = None,
         query = query.where(StaffMember.cadre == cadre)
     if facility:
         query = query.where(Facility.code == facility)
-    total, rows = _page(session, query, offset, limit)
+    total, rows = fetch_page(session, query, offset=offset, limit=limit)
     return total, [staff_dict(s) for s in rows]
 
 
@@ -226,7 +211,7 @@ def list_groups(session: Session, actor: Actor, *, offset: int = 0,
         .where(MedicalGroup.division_prefix.like(actor.division_prefix + "%"))
         .order_by(MedicalGroup.code)
     )
-    total, rows = _page(session, query, offset, limit)
+    total, rows = fetch_page(session, query, offset=offset, limit=limit)
     return total, [group_dict(g) for g in rows]
 
 
@@ -473,5 +458,5 @@ def list_assessments(session: Session, actor: Actor, *, facility: str | None = N
     )
     if facility:
         query = query.where(Facility.code == facility)
-    total, rows = _page(session, query, offset, limit)
+    total, rows = fetch_page(session, query, offset=offset, limit=limit)
     return total, [assessment_dict(a) for a in rows]

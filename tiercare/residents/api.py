@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from tiercare.registry.schemas import Page
 from tiercare.residents import service
 from tiercare.residents.service import ResidentIn
-from tiercare.web.deps import ActorDep, SessionDep, SettingsDep
+from tiercare.web.deps import ActorDep, Limit, Offset, SessionDep, SettingsDep
 
 router = APIRouter(prefix="/api/v1", tags=["residents"])
 
@@ -32,8 +32,7 @@ class MergeIn(BaseModel):
 def list_residents(session: SessionDep, actor: ActorDep,
                    village: Annotated[str | None, Query(description="Division code prefix")] = None,
                    q: Annotated[str | None, Query(description="Name contains")] = None,
-                   offset: Annotated[int, Query(ge=0)] = 0,
-                   limit: Annotated[int, Query(ge=1, le=service.MAX_PAGE)] = 50) -> Page:
+                   offset: Offset = 0, limit: Limit = 50) -> Page:
     """Residents living in the caller's scope; identity numbers are always masked here and
     the listing is audited."""
     total, items = service.list_residents(session, actor, village=village, q=q, offset=offset,

@@ -17,10 +17,9 @@ from sqlalchemy.orm import Session
 from tiercare.auth.service import Actor, audit
 from tiercare.errors import ConflictError, InputError, NotFoundError, Problem
 from tiercare.identity import identity_digest, parse_identity_number
+from tiercare.paging import check_window
 from tiercare.registry.models import Division, Facility, StaffMember
 from tiercare.residents.models import Resident, ResidentMerge
-
-MAX_PAGE = 500
 
 
 class ResidentIn(BaseModel):
@@ -194,10 +193,7 @@ def list_residents(session: Session, actor: Actor, *, village: str | None = None
                    q: str | None = None, offset: int = 0, limit: int = 50
                    ) -> tuple[int, list[dict[str, Any]]]:
     """Residents living in the actor's scope; identity numbers always masked in lists."""
-    if not 1 <= limit <= MAX_PAGE:
-        raise InputError.single(f"limit must be 1..{MAX_PAGE}", field="limit")
-    if offset < 0:
-        raise InputError.single("offset must be ≥ 0", field="offset")
+    check_window(offset, limit)
     query = select(Resident).where(actor.division_clause(Resident.village_code),
                                    Resident.active.is_(True)).order_by(Resident.id)
     if village:

@@ -23,14 +23,14 @@ from tiercare.web.deps import (
     ActorDep,
     AuthenticateBeforeRefusingRoute,
     BearerDep,
+    Limit,
+    Offset,
     SessionDep,
     SettingsDep,
     run_authenticated,
 )
 
 router = APIRouter(prefix="/api/v1", tags=["appointments"])
-Offset = Annotated[int, Query(ge=0)]
-Limit = Annotated[int, Query(ge=1, le=service.MAX_PAGE)]
 IdempotencyKey = Annotated[str | None, Header(
     alias="Idempotency-Key", description="Client-chosen key; a retry with the same key "
     "returns the first booking instead of booking twice")]

@@ -34,13 +34,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field
-from sqlalchemy import bindparam, func, literal, literal_column, or_, select, update
+from sqlalchemy import bindparam, literal, literal_column, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from tiercare.auth.service import Actor, audit
 from tiercare.db.base import utcnow
 from tiercare.errors import ConflictError, InputError, NotFoundError, Problem
+from tiercare.paging import fetch_page
 from tiercare.registry.models import Facility, StaffMember
 from tiercare.residents.models import Resident
 from tiercare.scheduling.models import (
@@ -52,7 +53,6 @@ from tiercare.scheduling.models import (
 )
 from tiercare.scheduling.rules import Calendar, china_calendar, parse_hhmm, policy_on
 
-MAX_PAGE = 500
 POOLS = ("general", "referral")
 #: Roles that may change schedules and handle appointments at the desk.
 STAFF_ROLES = {"admin", "facility_staff", "group_manager"}
@@ -236,17 +236,8 @@ def list_schedules(session: Session, actor: Actor, *, facility: str | None = Non
              .order_by(Schedule.id))
     if facility:
         query = query.where(Facility.code == facility)
-    total, rows = _page(session, query, offset, limit)
+    total, rows = fetch_page(session, query, offset=offset, limit=limit)
     return total, [schedule_dict(s) for s in rows]
-
-
-def _page(session: Session, query: Any, offset: int, limit: int) -> tuple[int, list[Any]]:
-    if not 1 <= limit <= MAX_PAGE:
-        raise InputError.single(f"limit must be 1..{MAX_PAGE}", field="limit")
-    if offset < 0:
-        raise InputError.single("offset must be ≥ 0", field="offset")
-    total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
-    return total or 0, list(session.scalars(query.offset(offset).limit(limit)))
 
 
 # --------------------------------------------------------------------------- slot generation
@@ -412,7 +403,7 @@ def list_slots(session: Session, *, facility: str | None = None, department: str
         query = query.where(Slot.start < as_utc(end))
     if free_only:
         query = query.where(Slot.booked < Slot.capacity, Slot.status == "open")
-    total, rows = _page(session, query, offset, limit)
+    total, rows = fetch_page(session, query, offset=offset, limit=limit)
     return total, [slot_dict(s) for s in rows]
 
 
@@ -811,8 +802,8 @@ def list_appointments(session: Session, actor: Actor, *, resident_id: int | None
         query = query.where(Appointment.start >= as_utc(start))
     if end is not None:
         query = query.where(Appointment.start < as_utc(end))
-    total, rows = _page(session, query.order_by(Appointment.start, Appointment.id), offset,
-                        limit)
+    total, rows = fetch_page(session, query.order_by(Appointment.start, Appointment.id),
+                             offset=offset, limit=limit)
     if rows:
         audit(session, actor, "list", "appointment", "",
               detail="ids " + ",".join(str(a.id) for a in rows))

@@ -1,11 +1,11 @@
-"""FastAPI dependencies: database session, current actor (bearer token or session cookie)."""
+"""FastAPI dependencies: database session, current actor (token or session cookie), paging."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Annotated, Any, TypeVar
 
-from fastapi import Depends, HTTPException, Request, Response, status
+from fastapi import Depends, HTTPException, Query, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
@@ -17,6 +17,7 @@ from tiercare.auth.models import User
 from tiercare.auth.service import Actor, actor_for, actor_for_token
 from tiercare.config import Settings
 from tiercare.errors import NotFoundError
+from tiercare.paging import MAX_PAGE
 
 SESSION_COOKIE = "tiercare_session"
 T = TypeVar("T")
@@ -78,6 +79,10 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
 # whose transaction then fails, and a redirect-after-POST always reads the committed state.
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+
+# The paging parameters of every list endpoint (each endpoint keeps its own default limit).
+Offset = Annotated[int, Query(ge=0, description="Items to skip")]
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description="Page size")]
 
 
 def cookie_serializer(settings: Settings) -> URLSafeTimedSerializer:

@@ -30,6 +30,7 @@ from tiercare.auth.models import User
 from tiercare.auth.service import Actor, actor_for, authenticate
 from tiercare.config import Settings
 from tiercare.errors import InputError, NotFoundError, Problem, problems_from_validation
+from tiercare.paging import MAX_PAGE
 from tiercare.registry import service
 from tiercare.registry.codes import LEVEL_DIGITS
 from tiercare.registry.importing import KINDS, TABLE_KINDS, import_upload
@@ -428,7 +429,7 @@ def home(request: Request, session: SessionDep, viewer: ViewerDep) -> Response:
             children = list(session.scalars(
                 select(Division).where(Division.parent_id == division.id).order_by(Division.code)))
             _, located = service.list_facilities(session, viewer.actor, division=division.code,
-                                                 status="active", limit=service.MAX_PAGE)
+                                                 status="active", limit=MAX_PAGE)
             svg = _division_map(division, children,
                                 [f for f in located if f["level"] != "village"], viewer.t)
     totals = {
@@ -454,7 +455,7 @@ def division_page(code: str, request: Request, session: SessionDep,
     children = list(session.scalars(
         select(Division).where(Division.parent_id == division.id).order_by(Division.code)))
     total, facilities = service.list_facilities(session, viewer.actor, division=division.code,
-                                                limit=service.MAX_PAGE)
+                                                limit=MAX_PAGE)
     ancestors: list[Division] = []
     parent = division.parent
     while parent is not None and viewer.actor.covers_division(parent.code):
@@ -530,7 +531,7 @@ def facility_page(code: str, request: Request, session: SessionDep,
     data = service.facility_dict(facility)
     _, assessments = service.list_assessments(session, viewer.actor, facility=facility.code)
     staff_total, staff = service.list_staff(session, viewer.actor, facility=facility.code,
-                                            limit=service.MAX_PAGE)
+                                            limit=MAX_PAGE)
     ancestors: list[Division] = []
     current: Division | None = facility.division
     while current is not None and viewer.actor.covers_division(current.code):
@@ -629,7 +630,7 @@ def _standards_page(request: Request, session: Session, viewer: Viewer, *,
     if current is not None:
         for type_code in current.applies_to or [None]:
             _, found = service.list_facilities(session, viewer.actor, type=type_code,
-                                               status="active", limit=service.MAX_PAGE)
+                                               status="active", limit=MAX_PAGE)
             candidates += found
     _, assessments = service.list_assessments(session, viewer.actor, limit=PAGE_SIZE)
     return _render(
@@ -743,7 +744,7 @@ def report_blank_spots(request: Request, session: SessionDep, viewer: ViewerDep,
     _, clinics = service.list_facilities(session, viewer.actor,
                                          division=root.code if root else None,
                                          type="village_clinic", status="active",
-                                         limit=service.MAX_PAGE)
+                                         limit=MAX_PAGE)
     flagged = {s.facility_code for s in spots if s.facility_code}
     for clinic in clinics:
         if clinic["code"] not in flagged:
