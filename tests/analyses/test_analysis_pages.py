@@ -128,7 +128,7 @@ def test_access_run_page_then_languages_scopes_and_missing_things(client, sessio
     # a run that has not finished cannot become a scenario
     refused = client.post(f"/planning/runs/{queued.id}/scenario", data={"name": "x"})
     assert refused.status_code == 409
-    assert client.get("/api/v1/scenarios").json() == []
+    assert client.get("/api/v1/scenarios").json()["total"] == 0
 
     # English, missing things, other users
     assert client.get("/planning?lang=en").text.count("Access to care") >= 1
@@ -187,7 +187,7 @@ def test_optimise_save_as_scenario_and_compare(client, session):
     # the same name again is refused with a message, nothing is written
     again = client.post(f"/planning/runs/{run_id}/scenario", data={"name": "升级乙乡"})
     assert again.status_code == 409 and "升级乙乡" in again.text
-    assert [s["name"] for s in client.get("/api/v1/scenarios").json()] == ["升级乙乡"]
+    assert [s["name"] for s in client.get("/api/v1/scenarios").json()["items"]] == ["升级乙乡"]
 
     listing = client.get("/planning/scenarios")
     assert "升级乙乡" in listing.text
@@ -208,7 +208,7 @@ def test_optimise_save_as_scenario_and_compare(client, session):
     deleted = client.post(f"/planning/scenarios/{quote('升级乙乡', safe='')}/delete",
                           follow_redirects=False)
     assert deleted.status_code == 303
-    assert client.get("/api/v1/scenarios").json() == []
+    assert client.get("/api/v1/scenarios").json()["total"] == 0
 
 
 def test_new_sites_from_villages_and_by_hand(client, session):

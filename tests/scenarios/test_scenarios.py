@@ -144,15 +144,68 @@ def test_listing_road_networks_reads_no_geojson(db_url, county):
         listed = client.get("/api/v1/road-networks", headers=headers)
         event.remove(app.state.engine, "before_cursor_execute", record)
         assert listed.status_code == 200
-        assert listed.json() == [{"name": "roads", "division_code": "140725000000",
-                                  "features": 5}]
+        assert listed.json() == {"total": 1, "offset": 0, "limit": 50, "items": [
+            {"name": "roads", "division_code": "140725000000", "features": 5}]}
         assert any("road_networks" in sql for sql in statements)
         assert not any("geojson" in sql for sql in statements)
         stored = client.post("/api/v1/road-networks", headers=headers, json={
             "name": "roads", "division_code": "140725",
             "geojson": {**ROADS, "features": ROADS["features"][:3]}})
         assert stored.json() == {"name": "roads", "features": 3}
-        assert client.get("/api/v1/road-networks", headers=headers).json()[0]["features"] == 3
+        listed = client.get("/api/v1/road-networks", headers=headers).json()
+        assert listed["items"][0]["features"] == 3
+
+
+def _token(client, username):
+    response = client.post("/api/v1/auth/token",
+                           data={"username": username, "password": f"{username}-pass"})
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+def test_lists_page_within_the_callers_scope(db_url, county):
+    """Road networks and scenarios: total, offset and limit count only what the caller may
+    see (the scope is filtered in SQL, before paging)."""
+    from tiercare.auth.service import create_user
+
+    for name, division in (("roads-a", "140725"), ("roads-yi", "140725200"),
+                           ("roads-z", "140725")):
+        store_road_network(county, SYSTEM, name=name, division_code=division, geojson=ROADS)
+    for name, division in (("s1", "140725"), ("s-yi", "140725200"), ("s2", "140725"),
+                           ("s3", "140725")):
+        create_scenario(county, SYSTEM, name=name, division_code=division,
+                        road_network="roads", changes=[])
+    for username, division in (("yixiang", "140725200"), ("jiazhen", "140725100")):
+        create_user(county, username=username, password=f"{username}-pass", role="planner",
+                    division_code=division)
+    county.commit()
+    with _planner_client(db_url, county) as (_app, client, planner):
+        networks = client.get("/api/v1/road-networks", headers=planner,
+                              params={"offset": 1, "limit": 2}).json()
+        assert (networks["total"], networks["offset"], networks["limit"]) == (4, 1, 2)
+        assert [n["name"] for n in networks["items"]] == ["roads-a", "roads-yi"]
+        scenarios = client.get("/api/v1/scenarios", headers=planner,
+                               params={"offset": 1, "limit": 2}).json()
+        assert (scenarios["total"], scenarios["offset"], scenarios["limit"]) == (4, 1, 2)
+        assert [x["name"] for x in scenarios["items"]] == ["s2", "s-yi"]  # newest first
+        assert client.get("/api/v1/scenarios", headers=planner).json()["limit"] == 50
+
+        township = _token(client, "yixiang")
+        for path, name in (("/api/v1/road-networks", "roads-yi"), ("/api/v1/scenarios", "s-yi")):
+            page = client.get(path, headers=township).json()
+            assert page["total"] == 1 and [x["name"] for x in page["items"]] == [name]
+            assert client.get(path, headers=township,
+                              params={"offset": 1}).json() == {"total": 1, "offset": 1,
+                                                               "limit": 50, "items": []}
+        other = _token(client, "jiazhen")
+        for path in ("/api/v1/road-networks", "/api/v1/scenarios"):
+            assert client.get(path, headers=other).json() == {"total": 0, "offset": 0,
+                                                              "limit": 50, "items": []}
+            too_big = client.get(path, headers=planner, params={"limit": 501})
+            assert too_big.status_code == 422
+            assert [p["field"] for p in too_big.json()["detail"]] == ["limit"]
+            negative = client.get(path, headers=planner, params={"offset": -1})
+            assert negative.status_code == 422
+            assert [p["field"] for p in negative.json()["detail"]] == ["offset"]
 
 
 def test_migration_back_fills_the_feature_count(db_url, county):

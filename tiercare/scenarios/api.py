@@ -8,13 +8,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import FileResponse, HTMLResponse
-from sqlalchemy import select
 
+from tiercare.registry.schemas import Page
 from tiercare.scenarios import service
-from tiercare.scenarios.models import RoadNetwork, Scenario
+from tiercare.scenarios.models import Scenario
 from tiercare.scenarios.report import comparison_html, write_comparison
 from tiercare.scenarios.schemas import RoadNetworkIn, ScenarioIn
-from tiercare.web.deps import ActorDep, EditorDep, SessionDep
+from tiercare.web.deps import ActorDep, EditorDep, Limit, Offset, SessionDep
 
 router = APIRouter(prefix="/api/v1", tags=["scenarios"])
 
@@ -35,13 +35,14 @@ def scenario_dict(session, scenario: Scenario) -> dict[str, Any]:  # type: ignor
     }
 
 
-@router.get("/road-networks", summary="Stored road networks")
-def list_road_networks(session: SessionDep, actor: ActorDep) -> list[dict]:
-    """Road layers that analyses and scenarios can route on."""
-    rows = session.execute(select(RoadNetwork.name, RoadNetwork.division_code,
-                                  RoadNetwork.feature_count).order_by(RoadNetwork.name))
-    return [{"name": r.name, "division_code": r.division_code, "features": r.feature_count}
-            for r in rows if actor.covers_division(r.division_code)]
+@router.get("/road-networks", response_model=Page,
+            summary="List stored road networks in your scope")
+def list_road_networks(session: SessionDep, actor: ActorDep, offset: Offset = 0,
+                       limit: Limit = 50) -> Page:
+    """Road layers that analyses and scenarios can route on, by name: division and number
+    of features (the GeoJSON itself is not returned)."""
+    total, items = service.list_road_networks(session, actor, offset=offset, limit=limit)
+    return Page(total=total, offset=offset, limit=limit, items=items)
 
 
 @router.post("/road-networks", status_code=201, summary="Store a road network")
@@ -53,11 +54,14 @@ def store_road_network(data: RoadNetworkIn, session: SessionDep, actor: EditorDe
     return {"name": row.name, "features": row.feature_count}
 
 
-@router.get("/scenarios", summary="List scenarios")
-def list_scenarios(session: SessionDep, actor: ActorDep) -> list[dict]:
-    """Scenarios in the caller's scope with their latest evaluation."""
-    rows = session.scalars(select(Scenario).order_by(Scenario.created_at.desc()))
-    return [scenario_dict(session, s) for s in rows if actor.covers_division(s.division_code)]
+@router.get("/scenarios", response_model=Page, summary="List scenarios in your scope")
+def list_scenarios(session: SessionDep, actor: ActorDep, offset: Offset = 0,
+                   limit: Limit = 50) -> Page:
+    """Scenarios in the caller's scope, newest first, with their latest evaluation's
+    headline figures (per-village changes: ``GET /api/v1/scenarios/{name}``)."""
+    total, rows = service.list_scenarios(session, actor, offset=offset, limit=limit)
+    return Page(total=total, offset=offset, limit=limit,
+                items=[scenario_dict(session, s) for s in rows])
 
 
 @router.post("/scenarios", status_code=201, summary="Create a scenario",

@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session, defer
 
 from tiercare.auth.service import Actor, audit
 from tiercare.errors import ConflictError, ForbiddenError, InputError, NotFoundError, Problem
+from tiercare.paging import fetch_page
 from tiercare.planning.network import Network, build_network
 from tiercare.planning.roads import read_roads
 from tiercare.registry.accessibility import (
@@ -338,6 +339,29 @@ def _jsonable(value: Any) -> Any:
             return clean(v.item())
         return v
     return json.loads(json.dumps(clean(value)))
+
+
+def list_road_networks(session: Session, actor: Actor, *, offset: int = 0,
+                       limit: int = 50) -> tuple[int, list[dict[str, Any]]]:
+    """Road networks of the actor's scope by name, with their feature counts.
+
+    The scope is a SQL condition, so ``total`` counts only layers the actor may see, and
+    no GeoJSON is read.
+    """
+    query = (select(RoadNetwork.name, RoadNetwork.division_code, RoadNetwork.feature_count)
+             .where(actor.division_clause(RoadNetwork.division_code))
+             .order_by(RoadNetwork.name))
+    total, rows = fetch_page(session, query, offset=offset, limit=limit)
+    return total, [{"name": r.name, "division_code": r.division_code,
+                    "features": r.feature_count} for r in rows]
+
+
+def list_scenarios(session: Session, actor: Actor, *, offset: int = 0,
+                   limit: int = 50) -> tuple[int, list[Scenario]]:
+    """Scenarios of the actor's scope, newest first (the scope is a SQL condition)."""
+    query = (select(Scenario).where(actor.division_clause(Scenario.division_code))
+             .order_by(Scenario.created_at.desc(), Scenario.id.desc()))
+    return fetch_page(session, query, offset=offset, limit=limit)
 
 
 def get_scenario(session: Session, actor: Actor, name: str) -> Scenario:
