@@ -120,3 +120,37 @@ def test_blank_spot_exemption_by_travel_time(client):
     assert "min" in exempt["exemption"]
     missing = client.get("/api/v1/reports/blank-spots", params={"exempt_within_minutes": 15})
     assert missing.status_code == 422 and missing.json()["detail"][0]["field"] == "road_network"
+
+
+def test_runs_list_pages_within_the_callers_scope(client, small_county):
+    """Out-of-scope runs, however many and however new, neither hide in-scope ones nor count
+    in ``total`` (the scope is filtered in SQL before paging)."""
+    from tiercare.analyses.models import AnalysisRun
+
+    mine = [AnalysisRun(kind=kind, division_code="140725000000", params={}, status="done")
+            for kind in ("access", "optimise")]
+    small_county.add_all(mine)
+    small_county.flush()
+    small_county.add_all([AnalysisRun(kind="access", division_code="140726000000", params={},
+                                      status="done") for _ in range(210)])
+    create_user(small_county, username="jiazhen", password="jiazhen-pass", role="planner",
+                division_code="140725100")
+    small_county.commit()
+    first = client.get("/api/v1/analyses").json()
+    assert (first["total"], first["offset"], first["limit"]) == (2, 0, 50)
+    assert [r["id"] for r in first["items"]] == [mine[1].id, mine[0].id]
+    assert "result" not in first["items"][0]
+    second = client.get("/api/v1/analyses", params={"offset": 1, "limit": 1}).json()
+    assert (second["total"], second["offset"], second["limit"]) == (2, 1, 1)
+    assert [r["id"] for r in second["items"]] == [mine[0].id]
+    optimise = client.get("/api/v1/analyses", params={"kind": "optimise"}).json()
+    assert optimise["total"] == 1 and optimise["items"][0]["kind"] == "optimise"
+    for params, field in (({"limit": 501}, "limit"), ({"offset": -1}, "offset"),
+                          ({"kind": "magic"}, "kind")):
+        refused = client.get("/api/v1/analyses", params=params)
+        assert refused.status_code == 422
+        assert [p["field"] for p in refused.json()["detail"]] == [field]
+    token = client.post("/api/v1/auth/token", data={
+        "username": "jiazhen", "password": "jiazhen-pass"}).json()["access_token"]
+    other = client.get("/api/v1/analyses", headers={"Authorization": f"Bearer {token}"})
+    assert other.json() == {"total": 0, "offset": 0, "limit": 50, "items": []}

@@ -10,12 +10,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
-from sqlalchemy.orm import defer
 
 from tiercare.analyses import service
-from tiercare.analyses.models import AnalysisRun
-from tiercare.web.deps import ActorDep, EditorDep, SessionDep
+from tiercare.registry.schemas import Page
+from tiercare.web.deps import ActorDep, EditorDep, Limit, Offset, SessionDep
 
 router = APIRouter(prefix="/api/v1", tags=["analyses"])
 
@@ -59,12 +57,15 @@ def start(data: AnalysisIn, request: Request, session: SessionDep, actor: ActorD
     return service.run_dict(run)
 
 
-@router.get("/analyses", summary="Recent analysis runs")
-def list_runs(session: SessionDep, actor: ActorDep) -> list[dict]:
-    """The 50 newest runs in the caller's scope (without results)."""
-    rows = session.scalars(select(AnalysisRun).options(defer(AnalysisRun.result))
-                           .order_by(AnalysisRun.id.desc()).limit(200))
-    return [service.run_dict(r) for r in rows if actor.covers_division(r.division_code)][:50]
+@router.get("/analyses", response_model=Page, summary="List analysis runs in your scope")
+def list_runs(session: SessionDep, actor: ActorDep,
+              kind: Annotated[str | None, Query(description="access or optimise")] = None,
+              offset: Offset = 0, limit: Limit = 50) -> Page:
+    """Runs in the caller's scope, newest first, with status and progress (without results:
+    read one run with ``GET /api/v1/analyses/{id}``)."""
+    total, rows = service.list_runs(session, actor, kind=kind, offset=offset, limit=limit)
+    return Page(total=total, offset=offset, limit=limit,
+                items=[service.run_dict(r) for r in rows])
 
 
 @router.get("/analyses/{run_id}", summary="Progress and result of a run")

@@ -23,7 +23,7 @@ from fastapi.responses import FileResponse, HTMLResponse, Response
 from shapely.geometry import Point, shape
 from shapely.prepared import prep
 from sqlalchemy import select
-from sqlalchemy.orm import Session, defer
+from sqlalchemy.orm import Session
 
 from tiercare.analyses import _pagekit as kit
 from tiercare.analyses import service
@@ -77,12 +77,8 @@ def asset(name: str) -> FileResponse:
 
 def _runs(session: Session, viewer: Viewer, kind: str | None = None) -> list[dict[str, Any]]:
     """The newest runs in the viewer's scope (without results), with division names."""
-    query = (select(AnalysisRun).options(defer(AnalysisRun.result))
-             .order_by(AnalysisRun.id.desc()).limit(200))
-    if kind is not None:
-        query = query.where(AnalysisRun.kind == kind)
-    rows = [service.run_dict(r) for r in session.scalars(query)
-            if viewer.actor.covers_division(r.division_code)][:RUN_LIST]
+    _total, runs = service.list_runs(session, viewer.actor, kind=kind, limit=RUN_LIST)
+    rows = [service.run_dict(r) for r in runs]
     names = kit.division_names(session, {r["division_code"] for r in rows})
     for row in rows:
         row["division_name"] = names.get(row["division_code"], row["division_code"])

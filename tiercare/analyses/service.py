@@ -18,12 +18,13 @@ import pandas as pd
 from shapely.geometry import Point, shape
 from shapely.prepared import prep
 from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, defer, sessionmaker
 
 from tiercare.analyses.models import AnalysisRun
 from tiercare.auth.service import Actor, audit
 from tiercare.db.base import utcnow
 from tiercare.errors import ConflictError, InputError, NotFoundError, Problem
+from tiercare.paging import fetch_page
 from tiercare.planning.locate import LocateInfeasibleError, TwoTierCover
 from tiercare.planning.network import Network, nearest_facility, snap
 from tiercare.registry.accessibility import (
@@ -218,6 +219,22 @@ def validate_sites(session: Session, division: Division, sites: Any) -> list[dic
     if problems:
         raise InputError(problems)
     return cleaned
+
+
+def list_runs(session: Session, actor: Actor, *, kind: str | None = None, offset: int = 0,
+              limit: int = 50) -> tuple[int, list[AnalysisRun]]:
+    """Runs of the actor's scope, newest first, optionally of one kind (results not loaded).
+
+    The scope is a SQL condition, so ``total`` counts only runs the actor may see.
+    """
+    query = (select(AnalysisRun).options(defer(AnalysisRun.result))
+             .where(actor.division_clause(AnalysisRun.division_code))
+             .order_by(AnalysisRun.id.desc()))
+    if kind is not None:
+        if kind not in KINDS:
+            raise InputError.single(f"kind must be one of {', '.join(KINDS)}", field="kind")
+        query = query.where(AnalysisRun.kind == kind)
+    return fetch_page(session, query, offset=offset, limit=limit)
 
 
 def get_run(session: Session, actor: Actor, run_id: int) -> AnalysisRun:
