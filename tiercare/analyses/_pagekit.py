@@ -182,8 +182,10 @@ def counties(session: Session, viewer: Viewer) -> list[Division]:
 
 def road_networks(session: Session, viewer: Viewer) -> list[RoadNetwork]:
     """Stored road networks of the viewer's scope (their GeoJSON is not loaded)."""
-    query = select(RoadNetwork).options(defer(RoadNetwork.geojson)).order_by(RoadNetwork.name)
-    return [r for r in session.scalars(query) if viewer.actor.covers_division(r.division_code)]
+    query = (select(RoadNetwork).options(defer(RoadNetwork.geojson))
+             .where(viewer.actor.division_clause(RoadNetwork.division_code))
+             .order_by(RoadNetwork.name))
+    return list(session.scalars(query))
 
 
 def division_names(session: Session, codes: set[str]) -> dict[str, str]:

@@ -43,9 +43,9 @@ router = APIRouter(include_in_schema=False)
 
 def _scenario_rows(session: Session, viewer: Viewer) -> list[dict[str, Any]]:
     rows = []
-    for scenario in session.scalars(select(Scenario).order_by(Scenario.created_at.desc())):
-        if not viewer.actor.covers_division(scenario.division_code):
-            continue
+    query = (select(Scenario).where(viewer.actor.division_clause(Scenario.division_code))
+             .order_by(Scenario.created_at.desc(), Scenario.id.desc()))
+    for scenario in session.scalars(query):
         evaluation = scenarios.latest_evaluation(session, scenario)
         headline = None
         if evaluation is not None:
