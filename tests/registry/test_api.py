@@ -6,6 +6,7 @@ from sqlalchemy import select
 from tiercare.auth.models import AuditEntry
 from tiercare.auth.service import create_user
 from tiercare.config import Settings
+from tiercare.registry.reference import shipped_checklists
 from tiercare.web.app import create_app
 
 
@@ -127,7 +128,7 @@ def test_reports_and_assessment(client):
     supply = client.get("/api/v1/reports/supply", params={"division": "140725"},
                         headers=admin).json()
     assert supply["rows"][0]["division_code"] == "140725000000"
-    checklists = client.get("/api/v1/checklists", headers=admin).json()
+    checklists = client.get("/api/v1/checklists", headers=admin).json()["items"]
     village = next(c for c in checklists if c["code"] == "village_clinic")
     answers = {item["code"]: True for item in village["items"]}
     answers["eq_uv_lamp"] = False
@@ -168,3 +169,13 @@ def test_admin_adds_a_checklist_version(client):
         "facility_code": "V1", "checklist_code": "village_clinic", "assessed_on": "2025-03-01",
         "assessor": "县卫健委", "answers": {}})
     assert old.json()["checklist_version"] == "2014"
+    # the versions page like every list; any user may read them
+    everything = client.get("/api/v1/checklists", headers=planner).json()
+    assert everything["total"] == len(shipped_checklists()) + 1
+    versions = client.get("/api/v1/checklists", headers=planner,
+                          params={"code": "village_clinic", "limit": 1, "offset": 1}).json()
+    assert (versions["total"], versions["offset"], versions["limit"]) == (2, 1, 1)
+    assert [c["version"] for c in versions["items"]] == ["2026-local"]
+    too_big = client.get("/api/v1/checklists", headers=planner, params={"limit": 501})
+    assert too_big.status_code == 422
+    assert [p["field"] for p in too_big.json()["detail"]] == ["limit"]

@@ -232,15 +232,16 @@ def deactivate_group(code: GroupCode, session: SessionDep, actor: EditorDep) -> 
 # ------------------------------------------------------------------ checklists
 
 
-@router.get("/checklists", tags=["standards"], summary="Standardisation checklists")
-def list_checklists(session: SessionDep, actor: ActorDep) -> list[dict]:
-    """Every checklist version (village clinic, fever clinic, vaccination site…)."""
-    from sqlalchemy import select
-
-    from tiercare.registry.models import Checklist
-
-    rows = session.scalars(select(Checklist).order_by(Checklist.code, Checklist.effective_from))
-    return [service.checklist_dict(c) for c in rows]
+@router.get("/checklists", response_model=Page, tags=["standards"],
+            summary="List standardisation checklist versions")
+def list_checklists(session: SessionDep, actor: ActorDep,
+                    code: Annotated[str | None, Query(description="Only this checklist's "
+                                                      "versions, e.g. village_clinic")] = None,
+                    offset: Offset = 0, limit: Limit = 50) -> Page:
+    """Checklist versions with their items (village clinic, fever clinic, vaccination
+    site…), by code and effective date; administrators add versions, so the list grows."""
+    total, items = service.list_checklists(session, code=code, offset=offset, limit=limit)
+    return _page(total, items, offset, limit)
 
 
 @router.post("/checklists", status_code=201, tags=["standards"],

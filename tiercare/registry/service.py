@@ -372,6 +372,16 @@ def checklist_dict(c: Checklist) -> dict[str, Any]:
             "items": c.items, "source": c.source}
 
 
+def list_checklists(session: Session, *, code: str | None = None, offset: int = 0,
+                    limit: int = 50) -> tuple[int, list[dict[str, Any]]]:
+    """Checklist versions (every one, or one checklist's), by code and effective date."""
+    query = select(Checklist).order_by(Checklist.code, Checklist.effective_from, Checklist.id)
+    if code:
+        query = query.where(Checklist.code == code)
+    total, rows = fetch_page(session, query, offset=offset, limit=limit)
+    return total, [checklist_dict(c) for c in rows]
+
+
 def add_checklist_version(session: Session, actor: Actor, data: ChecklistIn) -> Checklist:
     """Store a new checklist version (administrators); earlier versions stay for old reports."""
     if actor.role != "admin":
