@@ -190,3 +190,38 @@ def test_immunization_api_sites_releases_stock_coverage_fhir(client):
         "start": TODAY.isoformat(), "end": day.isoformat(), "site": "VS1"}).json()
     assert listed["lines"] == len(listed["items"]) > 0
     assert dt.date.fromisoformat(listed["items"][0]["earliest"]) <= day
+
+
+def test_reminders_page_within_the_callers_scope(client, session):
+    """A day's bookings to remind: total, offset and limit; a site filter; a writer of
+    another division sees none; a page larger than the maximum is refused naming limit."""
+    create_user(session, username="yi-doctor", password="yi-doctor-pass", role="village_doctor",
+                division_code="140725200")
+    session.commit()
+    admin = _token(client, "admin", "admin-pass-1")
+    day = TODAY + dt.timedelta(days=3)
+    sid = client.post("/api/v1/immunization/sites/VS1/sessions", headers=admin,
+                      json={"on_date": day.isoformat(), "capacity": 3}).json()["id"]
+    for serial in range(3):
+        booked = client.post("/api/v1/immunization/bookings", params={"self_paid": True},
+                             headers=admin, json={
+                                 "session_id": sid, "vaccines": ["HPV"],
+                                 "identity_number": identity(dt.date(1995, 2, 2), serial)})
+        assert booked.status_code == 201, booked.text
+    url = "/api/v1/immunization/reminders"
+    every = client.get(url, headers=admin, params={"on_date": day.isoformat()}).json()
+    assert (every["total"], every["offset"], every["limit"]) == (3, 0, 50)
+    ids = [r["booking_id"] for r in every["items"]]
+    assert ids == sorted(ids) and {r["site_code"] for r in every["items"]} == {"VS1"}
+    page = client.get(url, headers=admin,
+                      params={"on_date": day.isoformat(), "offset": 1, "limit": 1}).json()
+    assert (page["total"], page["offset"], page["limit"]) == (3, 1, 1)
+    assert [r["booking_id"] for r in page["items"]] == ids[1:2]
+    assert client.get(url, headers=admin, params={"on_date": day.isoformat(),
+                                                  "site": "SL1"}).json()["total"] == 0
+    other = _token(client, "yi-doctor", "yi-doctor-pass")
+    assert client.get(url, headers=other, params={"on_date": day.isoformat()}).json() == {
+        "total": 0, "offset": 0, "limit": 50, "items": []}
+    too_big = client.get(url, headers=admin, params={"on_date": day.isoformat(), "limit": 501})
+    assert too_big.status_code == 422
+    assert [p["field"] for p in too_big.json()["detail"]] == ["limit"]

@@ -256,3 +256,23 @@ def test_reminders_page_and_export(client, session):
     masked = client.get("/api/v1/immunization/reminders/families",
                         params={"site": "VS1", "start": start}).json()
     assert masked["families"] == 6 and all("****" in e["phone"] for e in masked["items"])
+
+
+def test_today_page_lists_the_chosen_sites_bookings(client, session):
+    """The day's bookings of the chosen site only, counted in the heading."""
+    day = dt.date.today() + dt.timedelta(days=2)
+    other = open_session(session, SYSTEM, "SL1", SessionIn(on_date=day))
+    target = session.scalar(select(VaccinationSession).where(
+        VaccinationSession.on_date == day, VaccinationSession.id != other.id))
+    for child_id in client.ids[:2]:
+        book(session, SYSTEM, BookingIn(session_id=target.id, vaccines=["HepB"],
+                                        child_id=child_id), secret=SECRET)
+    book(session, SYSTEM, BookingIn(session_id=other.id, vaccines=["Flu"], slot_start="09:00",
+                                    child_id=client.ids[2]), secret=SECRET, self_paid=True)
+    session.commit()
+    _login(client)
+    page = client.get("/immunization/today", params={"site": "VS1", "day": day.isoformat(),
+                                                     "lang": "en"})
+    assert page.status_code == 200 and "Bookings (2)" in page.text
+    bookings = page.text.split('id="bookings"')[1].split("</table>")[0]
+    assert bookings.count("<tr><td>") == 2 and 'id="bookings-truncated"' not in page.text

@@ -73,9 +73,11 @@ def test_immunization_sites_slots_reminders_and_stock(session):
                                         vaccines=["Flu"], slot_start="09:30"), secret=SECRET)
     assert err.value.reason == "slot_full"
     session.rollback()
-    items = reminders(session, SYSTEM, on_date=TUESDAY)
+    total, items = reminders(session, SYSTEM, on_date=TUESDAY)
+    assert total == 1
     assert [(r["name"], r["time"], r["vaccines"]) for r in items] == [("王女士", "09:30",
                                                                        ["Flu"])]
+    assert reminders(session, SYSTEM, on_date=TUESDAY, site="NOPE") == (0, [])
     # stock
     record_move(session, SYSTEM, "VS1", MoveIn(vaccine="HepB", lot="A1", kind="receipt",
                                                doses=10, on_date=TODAY - dt.timedelta(days=40),

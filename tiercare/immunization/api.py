@@ -269,10 +269,15 @@ def cancel_booking(booking_id: int, session: SessionDep, actor: WriterDep) -> di
     return sites.booking_dict(session, sites.cancel_booking(session, actor, booking_id))
 
 
-@router.get("/reminders", summary="Bookings of a day to remind")
-def list_reminders(session: SessionDep, actor: WriterDep, on_date: dt.date) -> list[dict]:
-    """Who to remind (name, phone, site, time, vaccines) for a day."""
-    return sites.reminders(session, actor, on_date=on_date)
+@router.get("/reminders", response_model=Page, summary="Bookings of a day to remind")
+def list_reminders(session: SessionDep, actor: WriterDep, on_date: dt.date,
+                   site: Annotated[str | None, Query(description="Site code")] = None,
+                   offset: Offset = 0, limit: Limit = 50) -> Page:
+    """Who to remind (name, phone, site, time, vaccines) for a day, by site and time; the
+    phone is masked for roles that do not see identifiers, and the listing is audited."""
+    total, items = sites.reminders(session, actor, on_date=on_date, site=site, offset=offset,
+                                   limit=limit)
+    return Page(total=total, offset=offset, limit=limit, items=items)
 
 
 @router.get("/reminders/families",

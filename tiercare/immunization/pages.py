@@ -46,6 +46,7 @@ from tiercare.immunization.models import (
 )
 from tiercare.immunization.records import FAMILY
 from tiercare.immunization.schedule import default_schedules
+from tiercare.paging import MAX_PAGE
 from tiercare.web.deps import SessionDep
 from tiercare.web.i18n import LANGUAGES, Translator
 from tiercare.web.maps import MapBuilder
@@ -155,18 +156,20 @@ def today_page(request: Request, session: SessionDep, viewer: ViewerDep, site: s
     the_day = _day(day, dt.date.today())
     lines: list[dict[str, Any]] = []
     booked: list[dict[str, Any]] = []
+    booked_total = 0
     error = None
     if chosen:
         try:
             table = worklists.work_list(session, viewer.actor, start=the_day, end=the_day,
                                         site=chosen)
             lines = table[table["status"] != "upcoming"].to_dict("records")
-            booked = [b for b in sites.reminders(session, viewer.actor, on_date=the_day)
-                      if b["site_code"] == chosen]
+            booked_total, booked = sites.reminders(session, viewer.actor, on_date=the_day,
+                                                   site=chosen, limit=MAX_PAGE)
         except (InputError, NotFoundError) as exc:
             error = explain(exc)
     return render(request, "imm_today.html", viewer=viewer, sites=choices, site=chosen,
-                  day=the_day, lines=lines, booked=booked, error=error)
+                  day=the_day, lines=lines, booked=booked, booked_total=booked_total,
+                  error=error)
 
 
 @router.get("/immunization/children/{child_id}", response_class=HTMLResponse)

@@ -38,7 +38,7 @@ from tiercare.immunization.models import (
     VaccinationSite,
 )
 from tiercare.immunization.schedule import default_schedules
-from tiercare.paging import check_window
+from tiercare.paging import check_window, fetch_page
 from tiercare.registry.codes import normalise_code
 from tiercare.registry.models import Assessment, Checklist, Division, Facility
 
@@ -474,18 +474,22 @@ def booking_dict(session: Session, b: Booking) -> dict[str, Any]:
             "self_paid": b.self_paid, "status": b.status}
 
 
-def reminders(session: Session, actor: Actor, *, on_date: dt.date) -> list[dict[str, Any]]:
-    """List the bookings standing on ``on_date`` in the actor's scope with the phone to remind.
+def reminders(session: Session, actor: Actor, *, on_date: dt.date, site: str | None = None,
+              offset: int = 0, limit: int = 50) -> tuple[int, list[dict[str, Any]]]:
+    """The bookings standing on ``on_date`` in the actor's scope (or at one ``site``) with
+    the phone to remind: their number and one page, by site, time and booking.
 
-    The phone is masked unless the actor sees identifiers.
+    The phone is masked unless the actor sees identifiers; the page read is audited.
     """
-    rows = session.execute(
-        select(Booking, VaccinationSession, VaccinationSite)
-        .join(VaccinationSession, VaccinationSession.id == Booking.session_id)
-        .join(VaccinationSite, VaccinationSite.id == VaccinationSession.site_id)
-        .where(VaccinationSession.on_date == on_date, Booking.status == "booked",
-               VaccinationSite.division_prefix.like(actor.division_prefix + "%"))
-        .order_by(VaccinationSite.code, VaccinationSession.start, Booking.id)).all()
+    query = (select(Booking, VaccinationSession, VaccinationSite)
+             .join(VaccinationSession, VaccinationSession.id == Booking.session_id)
+             .join(VaccinationSite, VaccinationSite.id == VaccinationSession.site_id)
+             .where(VaccinationSession.on_date == on_date, Booking.status == "booked",
+                    VaccinationSite.division_prefix.like(actor.division_prefix + "%"))
+             .order_by(VaccinationSite.code, VaccinationSession.start, Booking.id))
+    if site:
+        query = query.where(VaccinationSite.code == site)
+    total, rows = fetch_page(session, query, offset=offset, limit=limit)
     out = []
     for b, s, site in rows:
         slot = session.get(SessionSlot, b.slot_id) if b.slot_id else None
@@ -497,4 +501,4 @@ def reminders(session: Session, actor: Actor, *, on_date: dt.date) -> list[dict[
     if out:
         audit(session, actor, "list", "imm_booking", "",
               detail=f"reminders {on_date.isoformat()}: {len(out)}")
-    return out
+    return total, out
