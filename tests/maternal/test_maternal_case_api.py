@@ -90,7 +90,15 @@ def test_register_grade_manage_and_close_over_http(client: TestClient, session: 
     assert (assessment["colour"], assessment["purple"], assessment["previous_colour"]) == (
         "red", True, "yellow")
     history = client.get(f"{API}/pregnancies/{p['id']}/assessments", headers=mch).json()
-    assert [a["kind"] for a in history] == ["screening", "grading"]
+    assert (history["total"], history["offset"], history["limit"]) == (2, 0, 50)
+    assert [a["kind"] for a in history["items"]] == ["screening", "grading"]
+    later = client.get(f"{API}/pregnancies/{p['id']}/assessments", headers=mch,
+                       params={"offset": 1, "limit": 1}).json()
+    assert (later["total"], [a["kind"] for a in later["items"]]) == (2, ["grading"])
+    too_big = client.get(f"{API}/pregnancies/{p['id']}/assessments", headers=mch,
+                         params={"limit": 501})
+    assert too_big.status_code == 422
+    assert [x["field"] for x in too_big.json()["detail"]] == ["limit"]
     # case management
     cases = client.get(f"{API}/cases", headers=mch).json()
     assert [c["id"] for c in cases["items"]] == [p["id"]]
@@ -158,6 +166,8 @@ def test_fhir_pagination_and_scope(client: TestClient) -> None:
     # the planner of another township sees none of them
     assert client.get(f"{API}/pregnancies", headers=planner).json()["total"] == 0
     assert client.get(f"{API}/pregnancies/{ids[0]}", headers=planner).status_code == 404
+    assert client.get(f"{API}/pregnancies/{ids[0]}/assessments",
+                      headers=planner).status_code == 404
     graded = client.post(f"{API}/pregnancies/{ids[0]}/assessments", headers=hosp, json={
         "findings": {"age": 30, "hb_g_l": 95, "height_cm": 160, "weight_kg": 70}}).json()
     # FHIR

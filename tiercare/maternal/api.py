@@ -17,7 +17,6 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.responses import JSONResponse
-from sqlalchemy import select
 
 from tiercare.db.base import utcnow
 from tiercare.errors import NotFoundError
@@ -148,15 +147,14 @@ def grade_pregnancy(now: ClockDep, pregnancy_id: int, data: GradingIn, session: 
     return service.assessment_dict(a)
 
 
-@router.get("/pregnancies/{pregnancy_id}/assessments", summary="Assessment history")
-def assessment_history(pregnancy_id: int, session: SessionDep,
-                       actor: ActorDep) -> list[dict[str, Any]]:
-    """Every screening, grading and postpartum assessment, oldest first."""
-    p = service.get_pregnancy(session, actor, pregnancy_id, purpose="assessment history")
-    rows = session.scalars(select(MaternalAssessment).where(
-        MaternalAssessment.pregnancy_id == p.id).order_by(MaternalAssessment.at,
-                                                          MaternalAssessment.id))
-    return [service.assessment_dict(a) for a in rows]
+@router.get("/pregnancies/{pregnancy_id}/assessments", response_model=Page,
+            summary="Assessment history of a pregnancy")
+def assessment_history(pregnancy_id: int, session: SessionDep, actor: ActorDep,
+                       offset: Offset = 0, limit: Limit = 50) -> Page:
+    """Screening, grading and postpartum assessments, oldest first (the read is audited)."""
+    total, items = service.assessment_history(session, actor, pregnancy_id, offset=offset,
+                                              limit=limit)
+    return _page(total, items, offset, limit)
 
 
 @router.get("/assessments/{assessment_id}", summary="Read one assessment")

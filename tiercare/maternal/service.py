@@ -60,7 +60,7 @@ from tiercare.maternal.schemas import (
     StepIn,
     TertiaryAssessmentIn,
 )
-from tiercare.paging import check_window
+from tiercare.paging import check_window, fetch_page
 from tiercare.registry.models import Division, Facility
 from tiercare.residents.models import Resident
 from tiercare.residents.service import register_resident
@@ -511,6 +511,17 @@ def assessment_dict(a: MaternalAssessment) -> dict[str, Any]:
             "colour": a.colour, "purple": a.purple, "previous_colour": a.previous_colour,
             "reasons": a.reasons, "management": a.management,
             "table": f"{a.table_family}-{a.table_version}", "note": a.note}
+
+
+def assessment_history(session: Session, actor: Actor, pregnancy_id: int, *, offset: int = 0,
+                       limit: int = 50) -> tuple[int, list[dict[str, Any]]]:
+    """A pregnancy's screening, grading and postpartum assessments, oldest first (the
+    pregnancy read is audited; 404 outside the actor's scope)."""
+    p = get_pregnancy(session, actor, pregnancy_id, purpose="assessment history")
+    query = (select(MaternalAssessment).where(MaternalAssessment.pregnancy_id == p.id)
+             .order_by(MaternalAssessment.at, MaternalAssessment.id))
+    total, rows = fetch_page(session, query, offset=offset, limit=limit)
+    return total, [assessment_dict(a) for a in rows]
 
 
 def follow_up_dict(f: FollowUp, today: dt.date | None = None) -> dict[str, Any]:
