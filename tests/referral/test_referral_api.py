@@ -135,6 +135,18 @@ def test_round_trip(client, session):
     spring = [h for h in client.get("/api/v1/holidays", headers=doctor,
                                     params={"year": 2026}).json() if h["kind"] == "workday"]
     assert "2026-02-14" in {h["date"] for h in spring}
-    assert client.get("/api/v1/calendar", headers=desk, params={
-        "facility": "H1", "day": day.isoformat()}).json()[1]["appointments"][0]["resident_id"] \
-        == rid
+    whole_day = client.get("/api/v1/calendar", headers=desk, params={
+        "facility": "H1", "day": day.isoformat()}).json()
+    assert (whole_day["total"], whole_day["offset"], whole_day["limit"]) == (4, 0, 100)
+    assert whole_day["items"][1]["appointments"][0]["resident_id"] == rid
+    second = client.get("/api/v1/calendar", headers=desk, params={
+        "facility": "H1", "day": day.isoformat(), "offset": 1, "limit": 1}).json()
+    assert (second["total"], second["offset"], second["limit"]) == (4, 1, 1)
+    assert [s["id"] for s in second["items"]] == [whole_day["items"][1]["id"]]
+    too_big = client.get("/api/v1/calendar", headers=desk, params={
+        "facility": "H1", "day": day.isoformat(), "limit": 501})
+    assert too_big.status_code == 422
+    assert [p["field"] for p in too_big.json()["detail"]] == ["limit"]
+    outside = client.get("/api/v1/calendar", headers=_auth(client, "centre", "centre-pass"),
+                         params={"facility": "H1", "day": day.isoformat()})
+    assert outside.status_code == 422 and outside.json()["detail"][0]["field"] == "facility"

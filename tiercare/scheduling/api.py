@@ -223,9 +223,13 @@ def no_show(appointment_id: int, session: SessionDep, actor: ActorDep) -> dict:
     return service.appointment_dict(service.mark_no_show(session, actor, appointment_id))
 
 
-@router.get("/calendar", summary="Day calendar of a clinic")
+@router.get("/calendar", response_model=Page, summary="Day calendar of a clinic")
 def calendar(session: SessionDep, actor: ActorDep, settings: SettingsDep, facility: str,
-             day: date, department: str | None = None) -> list[dict]:
-    """Slots of the day with their appointments (names, masked identity numbers)."""
-    return service.day_calendar(session, actor, facility=facility, day=day,
-                                department=department, timezone=settings.timezone)
+             day: date, department: str | None = None, offset: Offset = 0,
+             limit: Limit = 100) -> Page:
+    """Slots of the local day by start time, each with its appointments (names, masked
+    identity numbers); the listing is audited."""
+    total, items = service.day_calendar(session, actor, facility=facility, day=day,
+                                        department=department, timezone=settings.timezone,
+                                        offset=offset, limit=limit)
+    return Page(total=total, offset=offset, limit=limit, items=items)

@@ -23,6 +23,7 @@ from sqlalchemy import select
 
 from tiercare.db.base import utcnow
 from tiercare.errors import ConflictError, InputError, NotFoundError
+from tiercare.paging import MAX_PAGE
 from tiercare.registry.models import Facility
 from tiercare.residents.models import Resident
 from tiercare.scheduling import service
@@ -184,7 +185,8 @@ async def booking_submit(request: Request, session: SessionDep, viewer: ViewerDe
 @router.get("/calendar", response_class=HTMLResponse)
 def calendar_page(request: Request, session: SessionDep, viewer: ViewerDep,
                   facility: str = "", day: str = "", department: str = "") -> Response:
-    """A clinic's day: every slot, who is booked, arrival and waiting time."""
+    """A clinic's day: its slots (one page of the largest size), who is booked, arrival and
+    waiting time."""
     settings = request.app.state.settings
     facilities = [f for f in _facilities(session, with_slots=True)
                   if viewer.actor.facility_id in (None, f.id)]
@@ -194,17 +196,19 @@ def calendar_page(request: Request, session: SessionDep, viewer: ViewerDep,
     except ValueError:
         the_day = date.today()
     rows: list[dict[str, Any]] = []
+    slots = 0
     error = None
     if chosen:
         try:
-            rows = service.day_calendar(session, viewer.actor, facility=chosen, day=the_day,
-                                        department=department or None,
-                                        timezone=settings.timezone)
+            slots, rows = service.day_calendar(session, viewer.actor, facility=chosen,
+                                               day=the_day, department=department or None,
+                                               timezone=settings.timezone, limit=MAX_PAGE)
         except InputError as exc:
             error = explain(exc)
     booked = sum(len(r["appointments"]) for r in rows)
     return render(request, "calendar.html", viewer=viewer, facilities=facilities,
-                  facility=chosen, day=the_day, rows=rows, booked=booked, error=error,
+                  facility=chosen, day=the_day, rows=rows, slots=slots, booked=booked,
+                  error=error,
                   prev_day=the_day - timedelta(days=1), next_day=the_day + timedelta(days=1),
                   can_act=viewer.actor.role in STAFF_ROLES)
 

@@ -751,17 +751,19 @@ def mark_no_show(session: Session, actor: Actor, appointment_id: int, *,
 
 
 def day_calendar(session: Session, actor: Actor, *, facility: str, day: date,
-                 department: str | None = None, timezone: str = "Asia/Shanghai"
-                 ) -> list[dict[str, Any]]:
-    """Slots of a facility's day with their appointments (names shown, identity masked)."""
+                 department: str | None = None, timezone: str = "Asia/Shanghai",
+                 offset: int = 0, limit: int = 50) -> tuple[int, list[dict[str, Any]]]:
+    """Slots of a facility's day with their appointments (names shown, identity masked):
+    their number and one page, by start time."""
     f = _facility(session, actor, facility, field="facility")
     zone = ZoneInfo(timezone)
     lo = datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
     query = select(Slot).where(Slot.facility_id == f.id, Slot.start >= lo,
-                               Slot.start < lo + timedelta(days=1)).order_by(Slot.start)
+                               Slot.start < lo + timedelta(days=1)
+                               ).order_by(Slot.start, Slot.id)
     if department:
         query = query.where(Slot.department == department)
-    slots = list(session.scalars(query))
+    total, slots = fetch_page(session, query, offset=offset, limit=limit)
     ids = [s.id for s in slots]
     booked: dict[int, list[dict[str, Any]]] = {}
     if ids:
@@ -774,8 +776,9 @@ def day_calendar(session: Session, actor: Actor, *, facility: str, day: date,
                 {**appointment_dict(a), "resident_name": name, "identity_masked": masked})
     if ids:
         audit(session, actor, "list", "appointment", f.code, detail=f"day calendar {day}")
-    return [{**slot_dict(s), "local_start": as_utc(s.start).astimezone(zone).strftime("%H:%M"),
-             "appointments": booked.get(s.id, [])} for s in slots]
+    return total, [{**slot_dict(s),
+                    "local_start": as_utc(s.start).astimezone(zone).strftime("%H:%M"),
+                    "appointments": booked.get(s.id, [])} for s in slots]
 
 
 
