@@ -9,6 +9,9 @@ from tiercare.web.app import create_app
 
 # A ranking, not a listing: its own small bound on how many suggestions to return.
 NOT_PAGES = {"/api/v1/referrals/suggestions"}
+# Plain lists bounded by definition: the facility types of the shipped data file, one year of
+# the holiday calendar, the top suggestions (at most 50).
+PLAIN_LISTS = {"/api/v1/facility-types", "/api/v1/holidays", "/api/v1/referrals/suggestions"}
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +44,18 @@ def test_every_limit_is_the_shared_page_size(spec):
         assert offset["schema"]["minimum"] == 0, path
         assert offset["description"] == "Items to skip", path
     assert paged >= 30
+
+
+def test_only_bounded_lists_answer_a_bare_array(spec):
+    bare = set()
+    for path, operation in _get_operations(spec):
+        content = operation["responses"].get("200", {}).get("content", {})
+        schema = content.get("application/json", {}).get("schema", {})
+        if schema.get("type") == "array":
+            bare.add(path)
+        elif schema.get("$ref", "").endswith("/Page"):
+            assert {p["name"] for p in operation["parameters"]} >= {"offset", "limit"}, path
+    assert bare == PLAIN_LISTS
 
 
 def test_check_window_names_the_bad_parameters():

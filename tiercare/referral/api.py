@@ -100,7 +100,7 @@ def suggestions(session: SessionDep, actor: ActorDep, resident_id: int, service_
         str, Query(alias="service", description="Service or centre, e.g. stroke")] = "",
         limit: Annotated[int, Query(ge=1, le=50)] = 10) -> list[dict]:
     """Higher-tier facilities with the service, nearest first (travel estimate), then by free
-    reserved places in the next 14 days."""
+    reserved places in the next 14 days: the ``limit`` best (at most 50), not paginated."""
     level = "village"
     if actor.facility_id is not None:
         from tiercare.registry.models import Facility

@@ -96,7 +96,8 @@ def deactivate_division(code: DivisionCode, session: SessionDep, actor: EditorDe
 
 @router.get("/facility-types", tags=["registry"], summary="Configured facility types")
 def list_facility_types(session: SessionDep, actor: ActorDep) -> list[dict]:
-    """Facility types (configurable list, DOMAIN.md §2.1)."""
+    """Facility types (DOMAIN.md §2.1) in display order: the fixed list of the shipped data
+    file ``facility_types.csv``, so it is not paginated."""
     return service.facility_types(session)
 
 

@@ -85,7 +85,8 @@ class CancelIn(BaseModel):
 
 @router.get("/holidays", tags=["schedules"], summary="Public holidays and make-up working days")
 def holidays(actor: ActorDep, year: Annotated[int, Query(ge=2000, le=2100)]) -> list[dict]:
-    """The versioned calendar (data file) for one year."""
+    """The versioned calendar (data file) for one year, by date: a few dozen days at most,
+    so it is not paginated."""
     return [{"date": d.day.isoformat(), "kind": d.kind, "name_zh": d.name_zh,
              "name_en": d.name_en}
             for d in sorted(china_calendar().days.values(), key=lambda d: d.day)
