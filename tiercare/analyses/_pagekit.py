@@ -21,12 +21,13 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 from jinja2 import ChoiceLoader, FileSystemLoader
 from sqlalchemy import select
-from sqlalchemy.orm import Session, defer
+from sqlalchemy.orm import Session
 
 from tiercare.errors import InputError
 from tiercare.registry.accessibility import tiers
 from tiercare.registry.models import Division
 from tiercare.registry.reference import facility_type_rows
+from tiercare.scenarios import service as scenarios
 from tiercare.scenarios.models import RoadNetwork
 from tiercare.web.i18n import LANG_COOKIE, LANGUAGES, Translator
 from tiercare.web.maps import MapBuilder
@@ -182,10 +183,7 @@ def counties(session: Session, viewer: Viewer) -> list[Division]:
 
 def road_networks(session: Session, viewer: Viewer) -> list[RoadNetwork]:
     """Stored road networks of the viewer's scope (their GeoJSON is not loaded)."""
-    query = (select(RoadNetwork).options(defer(RoadNetwork.geojson))
-             .where(viewer.actor.division_clause(RoadNetwork.division_code))
-             .order_by(RoadNetwork.name))
-    return list(session.scalars(query))
+    return list(session.scalars(scenarios.scoped_road_networks(viewer.actor)))
 
 
 def division_names(session: Session, codes: set[str]) -> dict[str, str]:

@@ -43,9 +43,7 @@ router = APIRouter(include_in_schema=False)
 
 def _scenario_rows(session: Session, viewer: Viewer) -> list[dict[str, Any]]:
     rows = []
-    query = (select(Scenario).where(viewer.actor.division_clause(Scenario.division_code))
-             .order_by(Scenario.created_at.desc(), Scenario.id.desc()))
-    for scenario in session.scalars(query):
+    for scenario in session.scalars(scenarios.scoped_scenarios(viewer.actor)):
         evaluation = scenarios.latest_evaluation(session, scenario)
         headline = None
         if evaluation is not None:

@@ -25,7 +25,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 from shapely.geometry import Point
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session, defer
 
 from tiercare.auth.service import Actor, audit
@@ -341,27 +341,39 @@ def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(clean(value)))
 
 
+def scoped_road_networks(actor: Actor) -> Select[tuple[RoadNetwork]]:
+    """Query of the road networks in the actor's scope, by name, without their GeoJSON.
+
+    The scope is a SQL condition, so a count of this query covers only what the actor may see.
+    """
+    return (select(RoadNetwork).options(defer(RoadNetwork.geojson))
+            .where(actor.division_clause(RoadNetwork.division_code))
+            .order_by(RoadNetwork.name))
+
+
 def list_road_networks(session: Session, actor: Actor, *, offset: int = 0,
                        limit: int = 50) -> tuple[int, list[dict[str, Any]]]:
-    """Road networks of the actor's scope by name, with their feature counts.
+    """Road networks of the actor's scope by name, with their feature counts (one page).
 
-    The scope is a SQL condition, so ``total`` counts only layers the actor may see, and
-    no GeoJSON is read.
+    Only the listed columns are selected, so neither the page nor its count reads GeoJSON.
     """
-    query = (select(RoadNetwork.name, RoadNetwork.division_code, RoadNetwork.feature_count)
-             .where(actor.division_clause(RoadNetwork.division_code))
-             .order_by(RoadNetwork.name))
+    query = scoped_road_networks(actor).with_only_columns(
+        RoadNetwork.name, RoadNetwork.division_code, RoadNetwork.feature_count)
     total, rows = fetch_page(session, query, offset=offset, limit=limit)
     return total, [{"name": r.name, "division_code": r.division_code,
                     "features": r.feature_count} for r in rows]
 
 
+def scoped_scenarios(actor: Actor) -> Select[tuple[Scenario]]:
+    """Query of the scenarios in the actor's scope, newest first (scope as a SQL condition)."""
+    return (select(Scenario).where(actor.division_clause(Scenario.division_code))
+            .order_by(Scenario.created_at.desc(), Scenario.id.desc()))
+
+
 def list_scenarios(session: Session, actor: Actor, *, offset: int = 0,
                    limit: int = 50) -> tuple[int, list[Scenario]]:
-    """Scenarios of the actor's scope, newest first (the scope is a SQL condition)."""
-    query = (select(Scenario).where(actor.division_clause(Scenario.division_code))
-             .order_by(Scenario.created_at.desc(), Scenario.id.desc()))
-    return fetch_page(session, query, offset=offset, limit=limit)
+    """Scenarios of the actor's scope, newest first (one page)."""
+    return fetch_page(session, scoped_scenarios(actor), offset=offset, limit=limit)
 
 
 def get_scenario(session: Session, actor: Actor, name: str) -> Scenario:
